@@ -1,0 +1,46 @@
+"""Backbone families: ordered blocks, a new head, freeze depth and weights.
+
+>>> from autotransfer.backbones import create_backbone
+>>> bb = create_backbone("resnet18", num_classes=10, weights="none", input_size=32)
+>>> bb.num_blocks
+9
+"""
+
+from __future__ import annotations
+
+from autotransfer.backbones._backbone import Backbone
+from autotransfer.backbones._family import IMAGENET_MEAN, IMAGENET_STD, BackboneFamily
+from autotransfer.backbones._layout import HEAD, BlockLayout
+from autotransfer.backbones._lite import packaged_weights_path
+from autotransfer.backbones._registry import (
+    check_input_size,
+    create_backbone,
+    families,
+    get_family,
+    list_backbones,
+    num_blocks,
+    register_family,
+    resolve_weights,
+    suggest_input_size,
+)
+from autotransfer.backbones._state_dict import read_state_dict
+
+__all__ = [
+    "HEAD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Backbone",
+    "BackboneFamily",
+    "BlockLayout",
+    "check_input_size",
+    "create_backbone",
+    "families",
+    "get_family",
+    "list_backbones",
+    "num_blocks",
+    "packaged_weights_path",
+    "read_state_dict",
+    "register_family",
+    "resolve_weights",
+    "suggest_input_size",
+]

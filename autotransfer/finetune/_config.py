@@ -1,0 +1,61 @@
+"""One trial's configuration: every knob of a fine-tuning run, validated at the boundary."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrialConfig(BaseModel):
+    """What one fine-tuning trial trains: backbone, depth, optimisation and regularisation.
+
+    Learning rates: block ``i`` counted from the top (0 = top block) trains at
+    ``base_lr * layer_decay**i``; the head at ``base_lr * head_lr_mult``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backbone: str = "efficientnet_lite0"
+    weights: str = "DEFAULT"
+    freeze_depth: int = Field(0, ge=0, description="top k blocks trainable; 0 = head only")
+    freeze_bn_stats: bool = Field(False, description="also fix BatchNorm stats in trained blocks")
+    base_lr: float = Field(0.01, gt=0, le=10)
+    layer_decay: float = Field(1.0, gt=0, le=1)
+    head_lr_mult: float = Field(1.0, gt=0, le=1000)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    epochs: int = Field(6, ge=1, le=1000)
+    warmup_epochs: float = Field(0.0, ge=0)
+    batch_size: int = Field(64, ge=1, le=65536)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    l2sp: float = Field(0.0, ge=0, description="L2-SP strength: pull towards pretrained weights")
+    lp_ft_epochs: int = Field(0, ge=0, description="first epochs train the head only (LP-FT)")
+    augment: bool = False
+    input_size: int = Field(224, ge=8, le=4096)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_workers: int = Field(0, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrialConfig:
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(
+                f"warmup_epochs must not exceed epochs ({self.epochs}), but got "
+                f"warmup_epochs={self.warmup_epochs}."
+            )
+        if self.lp_ft_epochs and self.lp_ft_epochs >= self.epochs:
+            raise ValueError(
+                f"lp_ft_epochs must be smaller than epochs ({self.epochs}) so fine-tuning "
+                f"gets at least one epoch, but got lp_ft_epochs={self.lp_ft_epochs}."
+            )
+        if self.lp_ft_epochs and self.freeze_depth == 0:
+            raise ValueError(
+                "lp_ft_epochs > 0 needs freeze_depth > 0: with freeze_depth=0 the whole run is "
+                "already a linear probe. Set lp_ft_epochs=0 or a positive freeze_depth."
+            )
+        return self

@@ -1,0 +1,188 @@
+"""The train/eval loop of one trial, reporting validation metrics after every epoch."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from autotransfer.backbones import Backbone, create_backbone
+from autotransfer.data import BatchTransform, TransferDataset, make_loaders
+from autotransfer.finetune._config import TrialConfig
+from autotransfer.finetune._device import Precision, resolve_device
+from autotransfer.finetune._optim import make_optimizer, make_scheduler
+from autotransfer.finetune._param_groups import param_groups
+from autotransfer.finetune._regularizers import L2SP
+from autotransfer.finetune._result import EpochMetrics, TrialResult
+
+log = logging.getLogger(__name__)
+
+Reporter = Callable[[EpochMetrics], None]
+"""Called after each epoch; raising (e.g. ``optuna.TrialPruned``) stops the trial there."""
+StepCallback = Callable[[int, int, int], None]
+"""Called after each training step with (epoch, step, steps_per_epoch)."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class _Phase:
+    """A stretch of epochs trained at one freeze depth with its own optimizer and schedule."""
+
+    name: str  # "lp" or "ft"
+    depth: int
+    epochs: int
+
+
+def _phases(config: TrialConfig) -> list[_Phase]:
+    # LP-FT (Kumar et al. 2022): a trained head before unfreezing keeps the random head's
+    # large early gradients from distorting pretrained features.
+    if config.lp_ft_epochs:
+        return [
+            _Phase("lp", 0, config.lp_ft_epochs),
+            _Phase("ft", config.freeze_depth, config.epochs - config.lp_ft_epochs),
+        ]
+    return [_Phase("ft", config.freeze_depth, config.epochs)]
+
+
+@torch.no_grad()
+def evaluate(
+    model: Backbone, loader: DataLoader, transform: BatchTransform, device: torch.device,
+    precision: Precision,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over ``loader``, in eval mode."""
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with precision.autocast():
+            logits = model(transform(images, train=False))
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += labels.numel()
+    model.train()
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def train_trial(
+    config: TrialConfig,
+    dataset: TransferDataset,
+    *,
+    reporter: Reporter | None = None,
+    on_step: StepCallback | None = None,
+) -> TrialResult:
+    """Train and evaluate one configuration end to end; see :class:`TrialConfig`."""
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    precision = Precision(device, config.amp)
+    backbone = create_backbone(
+        config.backbone,
+        num_classes=len(dataset.class_names),
+        weights=config.weights,
+        dropout=config.dropout,
+        input_size=config.input_size,
+    )
+    backbone.check_freeze_depth(config.freeze_depth)
+    backbone.to(device)
+    if device.type == "cuda":
+        backbone.to(memory_format=torch.channels_last)
+    train_loader, val_loader = make_loaders(
+        dataset,
+        input_size=config.input_size,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+        drop_last=len(dataset.train) > config.batch_size,  # a batch of 1 breaks BatchNorm
+    )
+    transform = BatchTransform(backbone.mean, backbone.std, augment=config.augment).to(device)
+    augment_rng = torch.Generator(device=device).manual_seed(config.seed)
+    log.info("trial config: %s", config.model_dump())
+
+    history: list[EpochMetrics] = []
+    start = time.perf_counter()
+    epoch = 0
+    for phase in _phases(config):
+        backbone.set_freeze_depth(phase.depth, freeze_bn_stats=config.freeze_bn_stats)
+        groups = param_groups(
+            backbone,
+            base_lr=config.base_lr,
+            layer_decay=config.layer_decay,
+            head_lr_mult=config.head_lr_mult,
+            weight_decay=config.weight_decay,
+            l2sp=config.l2sp > 0,
+        )
+        optimizer = make_optimizer(groups, config)
+        steps_per_epoch = len(train_loader)
+        scheduler = make_scheduler(
+            optimizer,
+            total_steps=phase.epochs * steps_per_epoch,
+            warmup_steps=round(min(config.warmup_epochs, phase.epochs) * steps_per_epoch),
+        )
+        l2sp = L2SP(backbone, config.l2sp) if config.l2sp > 0 else None
+        for _ in range(phase.epochs):
+            epoch += 1
+            backbone.train()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for step, (images, labels) in enumerate(train_loader, 1):
+                images = images.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+                x = transform(images, train=True, generator=augment_rng)
+                with precision.autocast():
+                    logits = backbone(x)
+                    loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+                penalty = l2sp.penalty() if l2sp is not None else None
+                objective = loss if penalty is None else loss + penalty
+                optimizer.zero_grad(set_to_none=True)
+                precision.scaler.scale(objective).backward()
+                precision.scaler.step(optimizer)
+                precision.scaler.update()
+                scheduler.step()
+                loss_sum += loss.item() * labels.numel()
+                correct += (logits.argmax(1) == labels).sum().item()
+                seen += labels.numel()
+                if on_step is not None:
+                    on_step(epoch, step, steps_per_epoch)
+            val_loss, val_acc = evaluate(backbone, val_loader, transform, device, precision)
+            metrics = EpochMetrics(
+                epoch=epoch,
+                phase=phase.name,  # type: ignore[arg-type]
+                train_loss=loss_sum / max(seen, 1),
+                train_accuracy=correct / max(seen, 1),
+                val_loss=val_loss,
+                val_accuracy=val_acc,
+                lr_head=optimizer.param_groups[0]["lr"],
+                elapsed_s=time.perf_counter() - start,
+            )
+            history.append(metrics)
+            log.info("epoch %d: %s", epoch, metrics)
+            if reporter is not None:
+                reporter(metrics)
+
+    best = max(history, key=lambda m: m.val_accuracy)
+    return TrialResult(
+        best_val_accuracy=best.val_accuracy,
+        final_val_accuracy=history[-1].val_accuracy,
+        best_epoch=best.epoch,
+        final_val_loss=history[-1].val_loss,
+        train_time_s=time.perf_counter() - start,
+        trainable_parameters=backbone.trainable_parameter_count(),
+        total_parameters=sum(p.numel() for p in backbone.parameters()),
+        freeze_depth=config.freeze_depth,
+        num_blocks=backbone.num_blocks,
+        epochs_run=len(history),
+        device=str(device),
+        history=history,
+    )
