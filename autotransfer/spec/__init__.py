@@ -1,0 +1,34 @@
+"""Search spaces and budgets as validated files, compiled to search-library distributions."""
+
+from __future__ import annotations
+
+from autotransfer.spec._budget import Budget
+from autotransfer.spec._compile import active, fit_to_space, optuna_distributions, suggest
+from autotransfer.spec._load import SpecError, load_spec, packaged_specs, parse_spec
+from autotransfer.spec._params import (
+    BoolParam,
+    CategoricalParam,
+    DepthParam,
+    FloatParam,
+    IntParam,
+)
+from autotransfer.spec._search_spec import SEARCHABLE, SearchSpec
+
+__all__ = [
+    "SEARCHABLE",
+    "BoolParam",
+    "Budget",
+    "CategoricalParam",
+    "DepthParam",
+    "FloatParam",
+    "IntParam",
+    "SearchSpec",
+    "SpecError",
+    "active",
+    "fit_to_space",
+    "load_spec",
+    "optuna_distributions",
+    "packaged_specs",
+    "parse_spec",
+    "suggest",
+]

@@ -1,0 +1,90 @@
+"""How much a study may spend and how it samples and prunes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HyperbandPruner(_Strict):
+    type: Literal["hyperband"] = "hyperband"
+    reduction_factor: int = Field(3, ge=2)
+
+
+class SuccessiveHalvingPruner(_Strict):
+    type: Literal["successive_halving"]
+    reduction_factor: int = Field(3, ge=2)
+    min_early_stopping_rate: int = Field(0, ge=0)
+
+
+class MedianPruner(_Strict):
+    type: Literal["median"]
+    n_startup_trials: int = Field(5, ge=0)
+    n_warmup_steps: int = Field(1, ge=0, description="epochs before a trial can be pruned")
+
+
+class NoPruner(_Strict):
+    type: Literal["none"]
+
+
+PrunerSpec = Annotated[
+    HyperbandPruner | SuccessiveHalvingPruner | MedianPruner | NoPruner,
+    Field(discriminator="type"),
+]
+
+
+class TPESampler(_Strict):
+    type: Literal["tpe"] = "tpe"
+    multivariate: bool = True
+    n_startup_trials: int = Field(8, ge=0)
+
+
+class RandomSampler(_Strict):
+    type: Literal["random"]
+
+
+class GPSampler(_Strict):
+    type: Literal["gp"]
+    n_startup_trials: int = Field(8, ge=0)
+
+
+class QMCSampler(_Strict):
+    type: Literal["qmc"]
+    qmc_type: Literal["sobol", "halton"] = "sobol"
+
+
+SamplerSpec = Annotated[
+    TPESampler | RandomSampler | GPSampler | QMCSampler, Field(discriminator="type")
+]
+
+
+class Budget(_Strict):
+    """Trials, time and epochs of a study, and its sampler, pruner and objective."""
+
+    trials: int = Field(20, ge=1, le=100_000)
+    timeout_s: float | None = Field(None, gt=0)
+    max_epochs: int = Field(6, ge=1, le=1000)
+    min_epochs: int = Field(1, ge=1, description="epochs before the pruner may stop a trial")
+    pruner: PrunerSpec = Field(default_factory=HyperbandPruner)
+    sampler: SamplerSpec = Field(default_factory=TPESampler)
+    objective: Literal["accuracy", "accuracy_and_cost"] = "accuracy"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _epochs(self) -> Budget:
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(
+                f"min_epochs must be <= max_epochs, but got min_epochs={self.min_epochs}, "
+                f"max_epochs={self.max_epochs}"
+            )
+        if self.objective == "accuracy_and_cost" and not isinstance(self.pruner, NoPruner):
+            raise ValueError(
+                "Optuna cannot prune multi-objective studies: with objective accuracy_and_cost "
+                "set pruner: {type: none}"
+            )
+        return self
