@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from enum import Enum
+from collections.abc import Iterator
+from enum import StrEnum
 from typing import Annotated, NoReturn
 
 import typer
@@ -26,14 +28,34 @@ console = Console(stderr=True)
 out = Console()
 
 
-class OnCorrupt(str, Enum):
+class OnCorrupt(StrEnum):
     skip = "skip"
     error = "error"
 
 
-class Optimizer(str, Enum):
+class Optimizer(StrEnum):
     sgd = "sgd"
     adamw = "adamw"
+
+
+def _clean(message: str) -> str:
+    # an error raised in a DataLoader worker arrives wrapped in the worker's traceback;
+    # the user needs only its last line
+    if "Traceback (most recent call last)" in message:
+        last = message.strip().splitlines()[-1]
+        return last.split("Error: ", 1)[-1]
+    return message
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn invalid input into one clear line and exit code 2, never a traceback."""
+    try:
+        yield
+    except ValidationError as exc:
+        _fail(_validation_message(exc))
+    except UserInputError as exc:
+        _fail(_clean(str(exc)))
 
 
 def _fail(message: str) -> NoReturn:
@@ -54,6 +76,11 @@ def _validation_message(exc: ValidationError) -> str:
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every epoch.")] = False,
 ) -> None:
+    import warnings
+
+    # heartbeats, TPE's group mode and QMC are "experimental" in Optuna; the command relies
+    # on them on purpose, so their warnings are noise to its users
+    warnings.filterwarnings("ignore", message=".*experimental.*")
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
@@ -69,7 +96,9 @@ def backbones_cmd() -> None:
     table = Table("backbone", "family", "blocks", "weights")
     for name in list_backbones():
         family = get_family(name)
-        table.add_row(name, family.name, str(num_blocks(name)), ", ".join(family.weight_names(name)))
+        table.add_row(
+            name, family.name, str(num_blocks(name)), ", ".join(family.weight_names(name))
+        )
     out.print(table)
 
 
@@ -83,8 +112,14 @@ DatasetOpt = Annotated[
 ]
 
 
-def _load(dataset: str, val_fraction: float, seed: int, max_train: int | None,
-          max_val: int | None, on_corrupt: OnCorrupt):  # type: ignore[no-untyped-def]
+def _load(
+    dataset: str,
+    val_fraction: float,
+    seed: int,
+    max_train: int | None,
+    max_val: int | None,
+    on_corrupt: OnCorrupt,
+):
     from autotransfer.data import load_dataset
 
     return load_dataset(
@@ -105,10 +140,8 @@ def profile_cmd(
     on_corrupt: OnCorrupt = OnCorrupt.skip,
 ) -> None:
     """Print a dataset's profile (sizes, classes, resolution, channels) as JSON."""
-    try:
+    with user_errors():
         ds = _load(dataset, val_fraction, seed, None, None, on_corrupt)
-    except UserInputError as exc:
-        _fail(str(exc))
     out.print_json(json.dumps(ds.profile().to_dict()))
 
 
@@ -137,6 +170,9 @@ def train_cmd(
     l2sp: Annotated[float, typer.Option(help="L2-SP strength towards pretrained weights")] = 0.0,
     lp_ft_epochs: Annotated[int, typer.Option(help="head-only epochs before unfreezing")] = 0,
     freeze_bn_stats: bool = False,
+    bn_momentum: Annotated[
+        float, typer.Option(help="BatchNorm running-stat momentum; 0 keeps the model's own")
+    ] = 0.1,
     augment: bool = False,
     input_size: Annotated[
         int | None, typer.Option(help="square input side; default from the data's resolution")
@@ -159,23 +195,37 @@ def train_cmd(
     from autotransfer.finetune import EpochMetrics, TrialConfig, train_trial
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    try:
+    with user_errors():
         ds = _load(dataset, val_fraction, seed, max_train, max_val, on_corrupt)
         profile = ds.profile()
         size = input_size or suggest_input_size(backbone, profile.median_resolution)
         config = TrialConfig(
-            backbone=backbone, weights=weights, freeze_depth=freeze_depth, epochs=epochs,
-            base_lr=lr, layer_decay=layer_decay, head_lr_mult=head_lr_mult,
-            optimizer=optimizer.value, momentum=momentum, nesterov=nesterov,
-            weight_decay=weight_decay, warmup_epochs=warmup_epochs, batch_size=batch_size,
-            dropout=dropout, label_smoothing=label_smoothing, l2sp=l2sp,
-            lp_ft_epochs=lp_ft_epochs, freeze_bn_stats=freeze_bn_stats, augment=augment,
-            input_size=size, seed=seed, device=device, amp=amp, num_workers=num_workers,
-        )  # fmt: skip
-    except ValidationError as exc:
-        _fail(_validation_message(exc))
-    except UserInputError as exc:
-        _fail(str(exc))
+            backbone=backbone,
+            weights=weights,
+            freeze_depth=freeze_depth,
+            epochs=epochs,
+            base_lr=lr,
+            layer_decay=layer_decay,
+            head_lr_mult=head_lr_mult,
+            optimizer=optimizer.value,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            warmup_epochs=warmup_epochs,
+            batch_size=batch_size,
+            dropout=dropout,
+            label_smoothing=label_smoothing,
+            l2sp=l2sp,
+            lp_ft_epochs=lp_ft_epochs,
+            freeze_bn_stats=freeze_bn_stats,
+            bn_momentum=bn_momentum or None,
+            augment=augment,
+            input_size=size,
+            seed=seed,
+            device=device,
+            amp=amp,
+            num_workers=num_workers,
+        )
 
     console.print(
         f"{profile.name}: {profile.num_train} train / {profile.num_val} val, "
@@ -184,27 +234,37 @@ def train_cmd(
     )
     table = Table("epoch", "phase", "train loss", "train acc", "val loss", "val acc", "time s")
     with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(),
-        MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True,
-    ) as progress:  # fmt: skip
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("epoch 1", total=None)
 
         def on_step(epoch: int, step: int, steps: int) -> None:
-            progress.update(task, description=f"epoch {epoch}/{epochs}", completed=step,
-                            total=steps)  # fmt: skip
+            progress.update(
+                task, description=f"epoch {epoch}/{epochs}", completed=step, total=steps
+            )
 
         def report(m: EpochMetrics) -> None:
-            table.add_row(str(m.epoch), m.phase, f"{m.train_loss:.4f}", f"{m.train_accuracy:.4f}",
-                          f"{m.val_loss:.4f}", f"{m.val_accuracy:.4f}", f"{m.elapsed_s:.1f}")  # fmt: skip
+            table.add_row(
+                str(m.epoch),
+                m.phase,
+                f"{m.train_loss:.4f}",
+                f"{m.train_accuracy:.4f}",
+                f"{m.val_loss:.4f}",
+                f"{m.val_accuracy:.4f}",
+                f"{m.elapsed_s:.1f}",
+            )
             progress.console.print(
                 f"epoch {m.epoch}: val acc {m.val_accuracy:.4f}, val loss {m.val_loss:.4f}",
                 highlight=False,
             )
 
-        try:
+        with user_errors():
             result = train_trial(config, ds, reporter=report, on_step=on_step)
-        except UserInputError as exc:
-            _fail(str(exc))
     if json_out:
         out.print_json(json.dumps({"config": config.model_dump(), "result": result.to_dict()}))
         return
@@ -216,3 +276,7 @@ def train_cmd(
         f"blocks); {result.train_time_s:.1f} s on {result.device}",
         highlight=False,
     )
+
+
+# the study commands register themselves on ``app``
+from autotransfer import cli_search as _cli_search  # noqa: E402, F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class UserInputError(ValueError):
-    """Invalid input from a user (flag, file, dataset, weights); the CLI prints it without a trace."""
+    """Invalid user input (flag, file, dataset, weights); the CLI prints it without a trace."""
 
 
 class UnknownBackboneError(UserInputError):

@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 
 import torch
+from _report import header  # type: ignore[import-not-found]
 
 from autotransfer.data import load_dataset
 from autotransfer.finetune import TrialConfig, train_trial
-
-from _report import header  # type: ignore[import-not-found]
 
 
 def main() -> None:
@@ -45,20 +44,41 @@ def main() -> None:
             runs = []
             for lr in args.lrs:
                 config = TrialConfig(
-                    backbone="efficientnet_lite0", weights=weights, freeze_depth=k, base_lr=lr,
-                    epochs=args.epochs, batch_size=64, input_size=32, seed=0,
-                )  # fmt: skip
+                    backbone="efficientnet_lite0",
+                    weights=weights,
+                    freeze_depth=k,
+                    base_lr=lr,
+                    epochs=args.epochs,
+                    batch_size=64,
+                    input_size=32,
+                    seed=0,
+                )
                 start = time.perf_counter()
                 result = train_trial(config, dataset)
-                runs.append({"lr": lr, "best": result.best_val_accuracy,
-                             "seconds": time.perf_counter() - start,
-                             "trainable": result.trainable_parameters})  # fmt: skip
-                print(f"weights={weights:7s} k={k:2d} lr={lr:<5} "
-                      f"best={result.best_val_accuracy:.4f} ({runs[-1]['seconds']:.1f}s)",
-                      flush=True)  # fmt: skip
+                runs.append(
+                    {
+                        "lr": lr,
+                        "best": result.best_val_accuracy,
+                        "seconds": time.perf_counter() - start,
+                        "trainable": result.trainable_parameters,
+                    }
+                )
+                print(
+                    f"weights={weights:7s} k={k:2d} lr={lr:<5} "
+                    f"best={result.best_val_accuracy:.4f} ({runs[-1]['seconds']:.1f}s)",
+                    flush=True,
+                )
             best = max(runs, key=lambda r: r["best"])  # type: ignore[arg-type, return-value]
-            cells.append({"weights": weights, "k": k, "best": best["best"], "lr": best["lr"],
-                          "trainable": best["trainable"], "runs": runs})  # fmt: skip
+            cells.append(
+                {
+                    "weights": weights,
+                    "k": k,
+                    "best": best["best"],
+                    "lr": best["lr"],
+                    "trainable": best["trainable"],
+                    "runs": runs,
+                }
+            )
 
     by = {(c["weights"], c["k"]): c for c in cells}
     lines = [

@@ -78,9 +78,7 @@ def test_trainable_parameters_are_exactly_top_k_blocks_plus_head(
         backbone.set_freeze_depth(k)
         trainable = {name for name, p in backbone.model.named_parameters() if p.requires_grad}
         expected = {
-            name
-            for name, block in backbone.block_of.items()
-            if block == HEAD or block >= n - k
+            name for name, block in backbone.block_of.items() if block == HEAD or block >= n - k
         }
         assert trainable == expected, f"k={k}"
         groups = param_groups(backbone, base_lr=0.1, layer_decay=0.5, head_lr_mult=10.0)

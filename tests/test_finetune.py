@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from pydantic import ValidationError
@@ -46,7 +48,9 @@ def test_layer_wise_lr_formula_and_no_decay_on_norms_and_biases(k: int) -> None:
         for name, p in zip(g["param_names"], g["params"], strict=True):
             assert g["weight_decay"] == (0.01 if p.ndim > 1 else 0.0), name
     assert groups[0]["block"] == HEAD, "head first, then top-down"
-    assert [g["block"] for g in groups[2:]] == sorted((g["block"] for g in groups[2:]), reverse=True)
+    assert [g["block"] for g in groups[2:]] == sorted(
+        (g["block"] for g in groups[2:]), reverse=True
+    )
     assert sum(d["params"] for d in describe_groups(groups)) == bb.trainable_parameter_count()
 
 
@@ -90,7 +94,7 @@ def test_l2sp_pulls_weights_back_during_training() -> None:
 def test_warmup_then_cosine() -> None:
     factors = [warmup_cosine(s, 100, 10) for s in range(101)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
     assert factors[100] == pytest.approx(0.0)
     assert warmup_cosine(0, 10, 0) == pytest.approx(1.0)
 

@@ -98,7 +98,7 @@ def test_arbitrary_pickles_are_refused(tmp_path: Path) -> None:
 
 
 def test_missing_weight_file() -> None:
-    with pytest.raises(WeightsError, match="Weights file not found: /nope/w.pth"):
+    with pytest.raises(WeightsError, match=r"Weights file not found: /nope/w\.pth"):
         create_backbone("resnet18", num_classes=3, weights="/nope/w.pth", input_size=32)
 
 

@@ -70,7 +70,7 @@ class Backbone(nn.Module):
         self.freeze_depth = self.num_blocks
         self.freeze_bn_stats = False
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x):
         return self.model(x)
 
     def first_trainable_block(self, k: int | None = None) -> int:
@@ -99,6 +99,20 @@ class Backbone(nn.Module):
             block = self.block_of[name]
             param.requires_grad_(block == HEAD or block >= first)
         self.train(self.training)
+
+    def set_bn_momentum(self, momentum: float | None) -> None:
+        """Set the running-statistics momentum of every BatchNorm layer (None keeps each own).
+
+        Weights ported from TensorFlow carry momentum 0.01 (TF's 0.99), tuned for hundreds of
+        ImageNet epochs; in a few fine-tuning epochs such statistics barely move from their
+        start, and a network trained from scratch then evaluates at chance. Frozen layers are
+        unaffected: they stay in eval mode.
+        """
+        if momentum is None:
+            return
+        for module in self.model.modules():
+            if isinstance(module, _BatchNorm):
+                module.momentum = momentum
 
     def frozen_norm_names(self) -> list[str]:
         first = self.first_trainable_block()

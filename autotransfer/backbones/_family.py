@@ -44,7 +44,7 @@ class BackboneFamily(ABC):
 
     @abstractmethod
     def weight_names(self, variant: str) -> tuple[str, ...]:
-        """Names of the pretrained weights this family can load for ``variant``; ``DEFAULT`` first."""
+        """Pretrained weight names this family can load for ``variant``, ``DEFAULT`` first."""
 
     def adapt_input_size(self, model: nn.Module, variant: str, input_size: int) -> nn.Module:
         """Adjust a built (and weight-loaded) network to ``input_size``; most need nothing."""

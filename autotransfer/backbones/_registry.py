@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import math
 import functools
+import math
 from pathlib import Path
 
 import torch
@@ -105,8 +105,9 @@ def new_head(in_features: int, num_classes: int, dropout: float) -> nn.Sequentia
 
 def _replace_head(model: nn.Module, layout: BlockLayout, num_classes: int, dropout: float) -> None:
     old = model.get_submodule(layout.head)
-    model.set_submodule(layout.head, new_head(_find_linear(old, layout.head).in_features,
-                                              num_classes, dropout))
+    model.set_submodule(
+        layout.head, new_head(_find_linear(old, layout.head).in_features, num_classes, dropout)
+    )
     for path in layout.superseded:
         model.set_submodule(path, nn.Identity())
 
@@ -145,7 +146,7 @@ def create_backbone(
     return Backbone(model, name=name, layout=layout, mean=family.mean, std=family.std, weights=tag)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def num_blocks(name: str) -> int:
     """Block count of ``name`` without allocating its weights where the builder allows it."""
     family = get_family(name)

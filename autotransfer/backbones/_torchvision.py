@@ -125,12 +125,13 @@ _SWIN_NO_DECAY = r"(relative_position_bias_table|logit_scale)$"
 def torchvision_families() -> list[BackboneFamily]:
     mobilenet_v3 = {"mobilenet_v3_small": 12, "mobilenet_v3_large": 16}
     return [
-        TorchvisionFamily(
-            "resnet", {f"resnet{d}": _resnet_like() for d in (18, 34, 50, 101, 152)}
-        ),
+        TorchvisionFamily("resnet", {f"resnet{d}": _resnet_like() for d in (18, 34, 50, 101, 152)}),
         TorchvisionFamily(
             "resnext",
-            {v: _resnet_like() for v in ("resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d")},
+            {
+                v: _resnet_like()
+                for v in ("resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d")
+            },
         ),
         TorchvisionFamily(
             "wide_resnet", {v: _resnet_like() for v in ("wide_resnet50_2", "wide_resnet101_2")}
@@ -182,7 +183,9 @@ def torchvision_families() -> list[BackboneFamily]:
                 for size in sizes
             },
         ),
-        VitFamily("vit", {v: _VIT for v in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")}),
+        VitFamily(
+            "vit", {v: _VIT for v in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")}
+        ),
         TorchvisionFamily(
             "swin",
             {

@@ -8,7 +8,7 @@ from autotransfer.finetune._optim import make_optimizer, make_scheduler, warmup_
 from autotransfer.finetune._param_groups import describe_groups, group_name, param_groups
 from autotransfer.finetune._regularizers import L2SP
 from autotransfer.finetune._result import EpochMetrics, TrialResult
-from autotransfer.finetune._trainer import Reporter, evaluate, seed_everything, train_trial
+from autotransfer.finetune._trainer import Reporter, evaluate, fit, seed_everything, train_trial
 
 __all__ = [
     "L2SP",
@@ -19,6 +19,7 @@ __all__ = [
     "TrialResult",
     "describe_groups",
     "evaluate",
+    "fit",
     "group_name",
     "make_optimizer",
     "make_scheduler",

@@ -20,6 +20,9 @@ class TrialConfig(BaseModel):
     weights: str = "DEFAULT"
     freeze_depth: int = Field(0, ge=0, description="top k blocks trainable; 0 = head only")
     freeze_bn_stats: bool = Field(False, description="also fix BatchNorm stats in trained blocks")
+    bn_momentum: float | None = Field(
+        0.1, gt=0, le=1, description="BatchNorm running-stat momentum; None keeps the model's"
+    )
     base_lr: float = Field(0.01, gt=0, le=10)
     layer_decay: float = Field(1.0, gt=0, le=1)
     head_lr_mult: float = Field(1.0, gt=0, le=1000)

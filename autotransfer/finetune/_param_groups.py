@@ -35,10 +35,7 @@ def param_groups(
     groups: dict[str, dict[str, Any]] = {}
     for name, param in backbone.trainable_parameters():
         block = backbone.block_of[name]
-        if block == HEAD:
-            lr = base_lr * head_lr_mult
-        else:
-            lr = base_lr * layer_decay ** (top - block)
+        lr = base_lr * (head_lr_mult if block == HEAD else layer_decay ** (top - block))
         decays = not (param.ndim <= 1 or backbone.layout.is_no_weight_decay(name))
         if l2sp and block != HEAD:
             decays = False

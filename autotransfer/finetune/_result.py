@@ -16,6 +16,7 @@ class EpochMetrics:
     val_accuracy: float
     lr_head: float
     elapsed_s: float
+    trainable_parameters: int
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,10 @@ def _phases(config: TrialConfig) -> list[_Phase]:
 
 @torch.no_grad()
 def evaluate(
-    model: Backbone, loader: DataLoader, transform: BatchTransform, device: torch.device,
+    model: Backbone,
+    loader: DataLoader,
+    transform: BatchTransform,
+    device: torch.device,
     precision: Precision,
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over ``loader``, in eval mode."""
@@ -84,6 +87,17 @@ def train_trial(
     on_step: StepCallback | None = None,
 ) -> TrialResult:
     """Train and evaluate one configuration end to end; see :class:`TrialConfig`."""
+    return fit(config, dataset, reporter=reporter, on_step=on_step)[0]
+
+
+def fit(
+    config: TrialConfig,
+    dataset: TransferDataset,
+    *,
+    reporter: Reporter | None = None,
+    on_step: StepCallback | None = None,
+) -> tuple[TrialResult, Backbone]:
+    """:func:`train_trial` that also returns the trained network (for exporting it)."""
     seed_everything(config.seed)
     device = resolve_device(config.device)
     precision = Precision(device, config.amp)
@@ -95,6 +109,7 @@ def train_trial(
         input_size=config.input_size,
     )
     backbone.check_freeze_depth(config.freeze_depth)
+    backbone.set_bn_momentum(config.bn_momentum)
     backbone.to(device)
     if device.type == "cuda":
         backbone.to(memory_format=torch.channels_last)
@@ -165,6 +180,7 @@ def train_trial(
                 val_accuracy=val_acc,
                 lr_head=optimizer.param_groups[0]["lr"],
                 elapsed_s=time.perf_counter() - start,
+                trainable_parameters=backbone.trainable_parameter_count(),
             )
             history.append(metrics)
             log.info("epoch %d: %s", epoch, metrics)
@@ -172,7 +188,7 @@ def train_trial(
                 reporter(metrics)
 
     best = max(history, key=lambda m: m.val_accuracy)
-    return TrialResult(
+    result = TrialResult(
         best_val_accuracy=best.val_accuracy,
         final_val_accuracy=history[-1].val_accuracy,
         best_epoch=best.epoch,
@@ -186,3 +202,4 @@ def train_trial(
         device=str(device),
         history=history,
     )
+    return result, backbone

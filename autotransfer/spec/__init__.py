@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from autotransfer.spec._budget import Budget
-from autotransfer.spec._compile import active, fit_to_space, optuna_distributions, suggest
+from autotransfer.spec._compile import (
+    active,
+    fit_to_space,
+    optuna_directions,
+    optuna_distributions,
+    optuna_pruner,
+    optuna_sampler,
+    suggest,
+)
 from autotransfer.spec._load import SpecError, load_spec, packaged_specs, parse_spec
 from autotransfer.spec._params import (
     BoolParam,
@@ -27,7 +35,10 @@ __all__ = [
     "active",
     "fit_to_space",
     "load_spec",
+    "optuna_directions",
     "optuna_distributions",
+    "optuna_pruner",
+    "optuna_sampler",
     "packaged_specs",
     "parse_spec",
     "suggest",

@@ -70,8 +70,8 @@ class Budget(_Strict):
     timeout_s: float | None = Field(None, gt=0)
     max_epochs: int = Field(6, ge=1, le=1000)
     min_epochs: int = Field(1, ge=1, description="epochs before the pruner may stop a trial")
-    pruner: PrunerSpec = Field(default_factory=HyperbandPruner)
-    sampler: SamplerSpec = Field(default_factory=TPESampler)
+    pruner: PrunerSpec = HyperbandPruner()
+    sampler: SamplerSpec = TPESampler()
     objective: Literal["accuracy", "accuracy_and_cost"] = "accuracy"
     seed: int = 0
 

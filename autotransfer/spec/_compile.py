@@ -11,6 +11,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.study import StudyDirection
 
 from autotransfer.spec._params import BoolParam, CategoricalParam, DepthParam, FloatParam, IntParam
 from autotransfer.spec._search_spec import SearchSpec
@@ -61,7 +62,7 @@ def _suggest_one(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
     if isinstance(dist, IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
     if isinstance(dist, CategoricalDistribution):
-        return trial.suggest_categorical(name, dist.choices)  # type: ignore[arg-type]
+        return trial.suggest_categorical(name, dist.choices)
     raise TypeError(f"No suggest call for {type(dist).__name__}.")
 
 
@@ -86,6 +87,54 @@ def fit_to_space(spec: SearchSpec, num_blocks: int, params: dict[str, Any]) -> d
         elif isinstance(dist, IntDistribution | FloatDistribution):
             value = min(max(value, dist.low), dist.high)
             if isinstance(dist, IntDistribution):
-                value = int(round(value))
+                value = round(value)
         fitted[name] = value
     return fitted
+
+
+def optuna_sampler(spec: SearchSpec, *, seed: int) -> optuna.samplers.BaseSampler:
+    """The spec's sampler, seeded. Conditional parameters need TPE's ``group`` mode."""
+    sampler = spec.budget.sampler
+    if sampler.type == "tpe":
+        conditional = any(p.when for p in spec.parameters.values())
+        return optuna.samplers.TPESampler(
+            multivariate=sampler.multivariate,
+            group=sampler.multivariate and conditional,
+            n_startup_trials=sampler.n_startup_trials,
+            seed=seed,
+        )
+    if sampler.type == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if sampler.type == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=sampler.n_startup_trials)
+    return optuna.samplers.QMCSampler(qmc_type=sampler.qmc_type, seed=seed)
+
+
+def optuna_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
+    """The spec's pruner; resources are epochs (``min_epochs`` … ``max_epochs``)."""
+    pruner, budget = spec.budget.pruner, spec.budget
+    if pruner.type == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=budget.min_epochs,
+            max_resource=budget.max_epochs,
+            reduction_factor=pruner.reduction_factor,
+        )
+    if pruner.type == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=budget.min_epochs,
+            reduction_factor=pruner.reduction_factor,
+            min_early_stopping_rate=pruner.min_early_stopping_rate,
+        )
+    if pruner.type == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=pruner.n_startup_trials,
+            n_warmup_steps=max(pruner.n_warmup_steps, budget.min_epochs - 1),
+        )
+    return optuna.pruners.NopPruner()
+
+
+def optuna_directions(spec: SearchSpec) -> list[StudyDirection]:
+    """Accuracy up; with ``accuracy_and_cost`` also training seconds down."""
+    if spec.budget.objective == "accuracy_and_cost":
+        return [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
+    return [StudyDirection.MAXIMIZE]

@@ -29,8 +29,26 @@ def packaged_specs() -> dict[str, Path]:
 def _format(error: dict[str, Any]) -> str:
     loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
     # drop pydantic's union tags ("float", "int", …) from the path: users never wrote them
-    parts = [p for p in loc.split(".") if p not in {"float", "int", "categorical", "bool", "depth",
-             "hyperband", "successive_halving", "median", "none", "tpe", "random", "gp", "qmc"}]
+    parts = [
+        p
+        for p in loc.split(".")
+        if p
+        not in {
+            "float",
+            "int",
+            "categorical",
+            "bool",
+            "depth",
+            "hyperband",
+            "successive_halving",
+            "median",
+            "none",
+            "tpe",
+            "random",
+            "gp",
+            "qmc",
+        }
+    ]
     where = ".".join(parts) or "(top level)"
     value = error.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
@@ -39,8 +57,10 @@ def _format(error: dict[str, Any]) -> str:
 
 def parse_spec(data: object, *, source: str) -> SearchSpec:
     if not isinstance(data, dict):
-        raise SpecError(f"{source}: the file must be a YAML mapping with name, parameters and "
-                        f"budget, but got {type(data).__name__}.")  # fmt: skip
+        raise SpecError(
+            f"{source}: the file must be a YAML mapping with name, parameters and "
+            f"budget, but got {type(data).__name__}."
+        )
     try:
         return SearchSpec.model_validate(data)
     except ValidationError as exc:

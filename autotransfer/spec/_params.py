@@ -84,7 +84,9 @@ class DepthParam(_Param):
         if self.fraction is not None:
             low, high = self.fraction
             if not 0.0 <= low <= high <= 1.0:
-                raise ValueError(f"fraction must satisfy 0 <= low <= high <= 1, but got {low}, {high}")
+                raise ValueError(
+                    f"fraction must satisfy 0 <= low <= high <= 1, but got {low}, {high}"
+                )
         if self.blocks is not None:
             if not self.blocks:
                 raise ValueError("blocks must list at least one block count")

@@ -24,7 +24,7 @@ class SearchSpec(BaseModel):
     description: str = ""
     parameters: dict[str, ParamSpec]
     fixed: dict[str, Any] = Field(default_factory=dict)
-    budget: Budget = Field(default_factory=Budget)
+    budget: Budget = Budget()
 
     @model_validator(mode="after")
     def _names(self) -> SearchSpec:

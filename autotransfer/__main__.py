@@ -1,0 +1,5 @@
+"""``python -m autotransfer``: the same as the ``autotransfer`` command."""
+
+from autotransfer.cli import app
+
+app(prog_name="autotransfer")

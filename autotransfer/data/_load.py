@@ -1,0 +1,108 @@
+"""``load_dataset``: one entry point for every dataset reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from autotransfer.data._dataset import TransferDataset
+from autotransfer.data._digits import load_digits_dataset
+from autotransfer.data._errors import DatasetError
+from autotransfer.data._fashion_mnist import load_fashion_mnist
+from autotransfer.data._folder import load_image_folder
+from autotransfer.data._npz import load_npz
+from autotransfer.data._split import check_val_fraction, stratified_subset
+from autotransfer.data._synthetic import SyntheticSpec, load_synthetic
+
+VALID_REFS = (
+    "'digits', 'fashion-mnist' or 'fashion-mnist:DIR', 'synthetic' or "
+    "'synthetic:difficulty=0.5,shift=0.8,classes=5,per_class=40,size=32', "
+    "a path to an image folder, or a path to a .npz file"
+)
+
+
+def _check_options(
+    val_fraction: float, max_train: int | None, max_val: int | None, on_corrupt: str
+) -> None:
+    check_val_fraction(val_fraction)
+    for name, value in (("max_train", max_train), ("max_val", max_val)):
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise DatasetError(f"{name} must be a positive number of images or None, got {value}.")
+    if on_corrupt not in ("skip", "error"):
+        raise DatasetError(
+            f"on_corrupt must be 'skip' (leave unreadable images out) or 'error', "
+            f"got {on_corrupt!r}."
+        )
+
+
+def _looks_like_path(ref: str) -> bool:
+    return "/" in ref or "\\" in ref or ref.startswith(("~", ".")) or ref.endswith(".npz")
+
+
+def _resolve(
+    ref: str | Path, val_fraction: float, seed: int, on_corrupt: Literal["skip", "error"]
+) -> TransferDataset:
+    if isinstance(ref, str):
+        name, _, options = ref.partition(":")
+        if ref == "digits":
+            return load_digits_dataset(val_fraction=val_fraction, seed=seed)
+        if name == "fashion-mnist":
+            return load_fashion_mnist(options or None)
+        if name == "synthetic":
+            spec = SyntheticSpec.parse(options)
+            return load_synthetic(spec, val_fraction=val_fraction, seed=seed)
+        if not _looks_like_path(ref) and not Path(ref).exists():
+            raise DatasetError(f"unknown dataset {ref!r}; use one of: {VALID_REFS}.")
+    path = Path(ref).expanduser()
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise DatasetError(
+                f"no such file: {path}; pass an existing .npz with x_train, y_train, x_val, "
+                "y_val (or x, y) arrays."
+            )
+        return load_npz(path, val_fraction=val_fraction, seed=seed)
+    if path.is_file():
+        raise DatasetError(
+            f"{path} is a file, not a dataset; pass an image folder, a .npz file, or one of: "
+            f"{VALID_REFS}."
+        )
+    return load_image_folder(path, val_fraction=val_fraction, seed=seed, on_corrupt=on_corrupt)
+
+
+def load_dataset(
+    ref: str | Path,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    max_train: int | None = None,
+    max_val: int | None = None,
+    on_corrupt: Literal["skip", "error"] = "skip",
+) -> TransferDataset:
+    """Load a dataset by reference and return its train and validation splits.
+
+    ``ref`` is ``"digits"``; ``"fashion-mnist"`` (or ``"fashion-mnist:DIR"``);
+    ``"synthetic"`` (or ``"synthetic:key=value,..."``, see ``SyntheticSpec``); a folder
+    (``<class>/*`` or ``train/<class>/*`` + ``val/<class>/*``); or a ``.npz`` file.
+
+    Sources without a given split are split stratified by ``val_fraction`` with ``seed``.
+    ``max_train`` / ``max_val`` then keep a stratified subset of each split (drawn with
+    ``seed``, at least one image per class), which changes the fingerprint.
+    ``on_corrupt`` decides whether unreadable image files are skipped (with a warning,
+    listed in ``skipped_files``) or raise. Every bad input raises ``DatasetError``.
+    """
+    _check_options(val_fraction, max_train, max_val, on_corrupt)
+    if not isinstance(ref, str | Path):
+        raise DatasetError(f"dataset reference must be a string or a path, got {ref!r}.")
+    dataset = _resolve(ref, val_fraction, seed, on_corrupt)
+    if max_train is None and max_val is None:
+        return dataset
+    train_idx = stratified_subset(dataset.train.labels.numpy(), max_train, seed, what="max_train")
+    val_idx = stratified_subset(dataset.val.labels.numpy(), max_val, seed, what="max_val")
+    train, val = dataset.train, dataset.val
+    return TransferDataset(
+        name=dataset.name,
+        train=train if len(train_idx) == len(train) else train.subset(train_idx),
+        val=val if len(val_idx) == len(val) else val.subset(val_idx),
+        class_names=dataset.class_names,
+        skipped_files=dataset.skipped_files,
+    )

@@ -1,0 +1,29 @@
+"""Read-side queries over the Optuna storage: summaries, the decision, plots."""
+
+from __future__ import annotations
+
+from autotransfer.results._decision import (
+    DEFAULT_TOLERANCE,
+    Decision,
+    DepthRow,
+    by_depth,
+    decide,
+    depth_of,
+)
+from autotransfer.results._plots import plot_curves, plot_depth
+from autotransfer.results._summary import StudySummary, list_studies, load, summarize
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "Decision",
+    "DepthRow",
+    "StudySummary",
+    "by_depth",
+    "decide",
+    "depth_of",
+    "list_studies",
+    "load",
+    "plot_curves",
+    "plot_depth",
+    "summarize",
+]

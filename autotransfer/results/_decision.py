@@ -1,0 +1,112 @@
+"""The decision a study ends with: the best trial and the cheapest depth that is as good."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+DEFAULT_TOLERANCE = 0.005  # half a point of accuracy
+
+
+@dataclass(frozen=True)
+class DepthRow:
+    """All trials at one freeze depth: counts and the best finished accuracy."""
+
+    depth: int
+    trials: int
+    complete: int
+    pruned: int
+    failed: int
+    best_accuracy: float | None  # over COMPLETE trials: pruned ones did not get the full budget
+    best_seen: float | None  # best intermediate accuracy, pruned trials included
+
+
+@dataclass(frozen=True)
+class Decision:
+    best_trial: int
+    best_accuracy: float
+    chosen_trial: int
+    chosen_depth: int
+    chosen_accuracy: float
+    chosen_params: dict[str, Any]
+    chosen_trainable_parameters: int | None
+    tolerance: float
+    by_depth: list[DepthRow] = field(default_factory=list)
+    pareto_trials: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _accuracy(t: FrozenTrial) -> float:
+    assert t.values is not None
+    return t.values[0]
+
+
+def _cost(t: FrozenTrial) -> tuple[float, float]:
+    return (
+        float(t.user_attrs.get("trainable_parameters", float("inf"))),
+        float(t.user_attrs.get("train_time_s", float("inf"))),
+    )
+
+
+def depth_of(t: FrozenTrial) -> int | None:
+    value = t.user_attrs.get("freeze_depth", t.params.get("freeze_depth"))
+    return int(value) if value is not None else None
+
+
+def by_depth(trials: list[FrozenTrial]) -> list[DepthRow]:
+    rows = []
+    depths = sorted({d for t in trials if (d := depth_of(t)) is not None})
+    for depth in depths:
+        at = [t for t in trials if depth_of(t) == depth]
+        done = [t for t in at if t.state == TrialState.COMPLETE]
+        seen = [v for t in at for v in t.intermediate_values.values()]
+        seen += [_accuracy(t) for t in done]
+        rows.append(
+            DepthRow(
+                depth=depth,
+                trials=len(at),
+                complete=len(done),
+                pruned=sum(t.state == TrialState.PRUNED for t in at),
+                failed=sum(t.state == TrialState.FAIL for t in at),
+                best_accuracy=max((_accuracy(t) for t in done), default=None),
+                best_seen=max(seen, default=None),
+            )
+        )
+    return rows
+
+
+def decide(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> Decision | None:
+    """Best trial, and the cheapest COMPLETE trial within ``tolerance`` of its accuracy.
+
+    Cheapest means fewest trainable parameters, then least training time: when a frozen
+    backbone is as accurate as a fine-tuned one, the frozen one is cheaper to train, to
+    store (one shared backbone, many heads) and less likely to have overfit. Returns None
+    while no trial has completed.
+    """
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, but got {tolerance=}.")
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    if not complete:
+        return None
+    best = max(complete, key=_accuracy)
+    close = [t for t in complete if _accuracy(t) >= _accuracy(best) - tolerance - 1e-12]
+    chosen = min(close, key=lambda t: (*_cost(t), -_accuracy(t), t.number))
+    pareto = sorted(t.number for t in study.best_trials) if len(study.directions) > 1 else []
+    return Decision(
+        best_trial=best.number,
+        best_accuracy=_accuracy(best),
+        chosen_trial=chosen.number,
+        chosen_depth=depth_of(chosen) or 0,
+        chosen_accuracy=_accuracy(chosen),
+        chosen_params=dict(chosen.params),
+        chosen_trainable_parameters=chosen.user_attrs.get("trainable_parameters"),
+        tolerance=tolerance,
+        by_depth=by_depth(trials),
+        pareto_trials=pareto,
+    )

@@ -1,0 +1,95 @@
+"""Pictures of a study: accuracy against freeze depth, and the learning curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
+import optuna
+from optuna.trial import TrialState
+
+from autotransfer.results._decision import Decision, depth_of
+
+
+def _score(t: optuna.trial.FrozenTrial) -> float | None:
+    if t.state == TrialState.COMPLETE and t.values:
+        return t.values[0]
+    values = list(t.intermediate_values.values())
+    return max(values) if values else None
+
+
+def plot_depth(study: optuna.Study, path: Path, decision: Decision | None = None) -> Path:
+    """Validation accuracy against freeze depth; pruned trials hollow, the chosen one starred."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    styles = {
+        TrialState.COMPLETE: dict(marker="o", color="tab:blue", label="complete"),
+        TrialState.PRUNED: dict(
+            marker="o",
+            facecolors="none",
+            edgecolors="tab:orange",
+            label="pruned (best epoch reached)",
+        ),
+    }
+    for state, style in styles.items():
+        points = [
+            (depth_of(t), s)
+            for t in study.get_trials(deepcopy=False, states=(state,))
+            if depth_of(t) is not None and (s := _score(t)) is not None
+        ]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.scatter(xs, ys, s=36, **style)  # type: ignore[arg-type]
+    if decision is not None:
+        ax.scatter(
+            [decision.chosen_depth],
+            [decision.chosen_accuracy],
+            marker="*",
+            s=260,
+            color="tab:red",
+            zorder=5,
+            label=f"chosen: k={decision.chosen_depth}",
+        )
+    blocks = study.user_attrs.get("num_blocks")
+    ax.set_xlabel(f"freeze depth k (trainable top blocks{f' of {blocks}' if blocks else ''})")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"{study.study_name}: accuracy by freeze depth")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(study: optuna.Study, path: Path) -> Path:
+    """Validation accuracy per epoch for every trial; pruned trials dashed, coloured by depth."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
+    depths = [depth_of(t) or 0 for t in trials]
+    top = max(depths, default=1) or 1
+    cmap = plt.get_cmap("viridis")
+    for t, d in zip(trials, depths, strict=True):
+        steps = sorted(t.intermediate_values)
+        ax.plot(
+            steps,
+            [t.intermediate_values[s] for s in steps],
+            color=cmap(d / top),
+            linestyle="--" if t.state == TrialState.PRUNED else "-",
+            alpha=0.8,
+            linewidth=1.2,
+        )
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, top))
+    fig.colorbar(sm, ax=ax, label="freeze depth k")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"{study.study_name}: learning curves (dashed = pruned)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

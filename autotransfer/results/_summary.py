@@ -1,0 +1,72 @@
+"""Read-side queries over an Optuna storage, shared by the CLI and the HTTP API."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from autotransfer.search._storage import make_storage
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    name: str
+    backbone: str | None
+    dataset: str | None
+    space: str | None
+    requested_trials: int | None
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    waiting: int
+    best_value: float | None
+    best_trial: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load(storage_url: str, study_name: str) -> optuna.Study:
+    storage = make_storage(storage_url, heartbeat_interval=None, grace_period=None)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise KeyError(
+            f"No study {study_name!r} in {storage_url}; it holds: {', '.join(names) or 'none'}."
+        ) from None
+
+
+def summarize(study: optuna.Study) -> StudySummary:
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state for t in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    best = max(complete, key=lambda t: t.values[0]) if complete else None
+    attrs = study.user_attrs
+    return StudySummary(
+        name=study.study_name,
+        backbone=attrs.get("backbone"),
+        dataset=attrs.get("dataset"),
+        space=attrs.get("space"),
+        requested_trials=attrs.get("requested_trials"),
+        complete=states[TrialState.COMPLETE],
+        pruned=states[TrialState.PRUNED],
+        failed=states[TrialState.FAIL],
+        running=states[TrialState.RUNNING],
+        waiting=states[TrialState.WAITING],
+        best_value=best.values[0] if best else None,
+        best_trial=best.number if best else None,
+    )
+
+
+def list_studies(storage_url: str) -> list[StudySummary]:
+    storage = make_storage(storage_url, heartbeat_interval=None, grace_period=None)
+    return [
+        summarize(optuna.load_study(study_name=name, storage=storage))
+        for name in optuna.get_all_study_names(storage)
+    ]

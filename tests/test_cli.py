@@ -1,0 +1,106 @@
+"""The ``autotransfer`` command: a real run and every bad input ending in a clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from autotransfer.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_train_on_digits_prints_json() -> None:
+    code, output = run(
+        "train",
+        "--dataset",
+        "digits",
+        "--max-train",
+        "200",
+        "--max-val",
+        "100",
+        "--freeze-depth",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--json",
+    )
+    assert code == 0, output
+    payload = json.loads(output[output.index("{") :])
+    assert payload["config"]["input_size"] == 32  # 8×8 digits → the smallest multiple of 32
+    assert payload["result"]["epochs_run"] == 1
+    assert payload["result"]["num_blocks"] == 17
+
+
+def test_backbones_lists_block_counts() -> None:
+    code, output = run("backbones")
+    assert code == 0
+    assert "efficientnet_lite0" in output and "17" in output
+
+
+def _folder(root: Path, classes: dict[str, int]) -> Path:
+    rng = np.random.default_rng(0)
+    for name, count in classes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            pixels = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--backbone", "resnet-18"], "Did you mean resnet18"),
+        (["--freeze-depth", "18"], "integer in 0..17 for efficientnet_lite0"),
+        (["--dataset", "/no/such/folder"], "/no/such/folder"),
+        (["--weights", "/no/such/weights.pth"], "Weights file not found: /no/such/weights.pth"),
+        (["--lr", "-1"], "--base-lr=-1.0"),
+        (["--lp-ft-epochs", "9", "--freeze-depth", "2"], "lp_ft_epochs must be smaller"),
+    ],
+)
+def test_bad_flags_end_with_a_named_error(args: list[str], expected: str) -> None:
+    code, output = run("train", "--epochs", "1", "--max-train", "50", *args)
+    assert code == 2, output
+    assert "error:" in output and expected in " ".join(output.split()), output
+    assert "Traceback" not in output
+
+
+def test_empty_class_folder(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "data", {"cat": 4, "dog": 4})
+    (root / "bird").mkdir()
+    code, output = run("train", "--dataset", str(root), "--epochs", "1")
+    assert code == 2 and "bird" in output and "no images" in " ".join(output.split())
+
+
+def test_corrupt_image_fatal_or_skipped(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "data", {"cat": 6, "dog": 6})
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    code, output = run("profile", "--dataset", str(root), "--on-corrupt", "error")
+    assert code == 2 and "broken.png" in output
+    code, output = run("profile", "--dataset", str(root))
+    assert code == 0, output
+    assert json.loads(output[output.index("{") :])["skipped_files"] == 1
+
+
+def test_wrong_number_of_channels(tmp_path: Path) -> None:
+    path = tmp_path / "four.npz"
+    x = np.zeros((20, 16, 16, 4), dtype=np.uint8)
+    y = np.arange(20) % 2
+    np.savez(path, x=x, y=y)
+    code, output = run("train", "--dataset", str(path), "--epochs", "1")
+    assert code == 2, output
+    flat = " ".join(output.split())
+    assert "4 channels" in flat and "1 (grayscale) or 3 (RGB)" in flat

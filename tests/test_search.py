@@ -1,0 +1,366 @@
+"""Studies on the Optuna backend: reproducibility, pruning, seeds, failures, resume, workers."""
+
+from __future__ import annotations
+
+import math
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autotransfer.search import SearchRequest, Seed, make_storage, prepare, run_search, run_worker
+from autotransfer.spec import load_spec, optuna_pruner, optuna_sampler, parse_spec, suggest
+
+TINY_DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
+
+
+def _study(url: str, spec_name: str = "default", seed: int = 0, name: str = "s") -> optuna.Study:
+    spec = load_spec(spec_name)
+    return optuna.create_study(
+        storage=make_storage(url),
+        study_name=name,
+        direction="maximize",
+        sampler=optuna_sampler(spec, seed=seed),
+        pruner=optuna_pruner(spec),
+        load_if_exists=True,
+    )
+
+
+def _param_sequence(tmp_path: Path, seed: int, tag: str) -> list[dict[str, object]]:
+    url = f"sqlite:///{tmp_path / tag}.db"
+    study, spec = _study(url, seed=seed), load_spec("default")
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, spec, 17)
+        return -abs(params["freeze_depth"] - 5) - abs(math.log10(params["base_lr"]) + 1.5)
+
+    run_worker(study, objective, storage_url=url, trials=12)
+    return [t.params for t in study.trials]
+
+
+def test_same_seed_same_trials_other_seed_other_trials(tmp_path: Path) -> None:
+    a = _param_sequence(tmp_path, seed=0, tag="a")
+    b = _param_sequence(tmp_path, seed=0, tag="b")
+    c = _param_sequence(tmp_path, seed=1, tag="c")
+    assert len(a) == 12 and a == b
+    assert a != c
+
+
+def test_pruner_prunes_weak_known_curves_and_storage_says_pruned(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/p.db"
+    spec = parse_spec(
+        {
+            "name": "p",
+            "parameters": {"base_lr": {"type": "float", "low": 0.0, "high": 1.0}},
+            "budget": {
+                "max_epochs": 9,
+                "min_epochs": 1,
+                "pruner": {"type": "successive_halving", "reduction_factor": 3},
+                "sampler": {"type": "random"},
+            },
+        },
+        source="t",
+    )
+    study = optuna.create_study(
+        storage=make_storage(url),
+        study_name="p",
+        direction="maximize",
+        sampler=optuna_sampler(spec, seed=0),
+        pruner=optuna_pruner(spec),
+    )
+    epochs_run: dict[int, int] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        quality = trial.suggest_float("base_lr", 0.0, 1.0)  # the curve's ceiling
+        value = 0.0
+        for epoch in range(1, 10):
+            value = quality * (1 - math.exp(-epoch))
+            trial.report(value, epoch)
+            epochs_run[trial.number] = epoch
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    run_worker(study, objective, storage_url=url, trials=30)
+    reloaded = optuna.load_study(study_name="p", storage=make_storage(url))
+    pruned = reloaded.get_trials(states=(TrialState.PRUNED,))
+    complete = reloaded.get_trials(states=(TrialState.COMPLETE,))
+    assert len(pruned) + len(complete) == 30 and len(pruned) >= 10
+    assert sum(epochs_run[t.number] < 9 for t in pruned) >= 10, "most stop well before the end"
+    best_quality = max(t.params["base_lr"] for t in reloaded.trials)
+    assert max(t.params["base_lr"] for t in complete) == best_quality, "the best curve survives"
+    assert sum(epochs_run.values()) < 0.7 * 30 * 9, "pruning saved epochs"
+
+
+def test_failing_trial_is_recorded_and_the_study_completes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/f.db"
+    study = _study(url)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number in (1, 3):
+            raise RuntimeError(f"CUDA out of memory (pretend) in trial {trial.number}")
+        return x
+
+    run_worker(study, objective, storage_url=url, trials=5)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert [t.number for t in failed] == [1, 3]
+    assert failed[0].user_attrs["error"] == "RuntimeError: CUDA out of memory (pretend) in trial 1"
+    assert "Traceback" in failed[0].user_attrs["traceback"]
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 5
+
+
+def test_real_search_runs_seeds_first_and_records_trials(tmp_path: Path) -> None:
+    request = SearchRequest(
+        dataset=TINY_DATA,
+        space="small_data",
+        trials=5,
+        max_epochs=2,
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/real.db",
+        study_name="real",
+        device="cpu",
+    )
+    seeds = [Seed({"freeze_depth": 0, "base_lr": 0.05}), Seed({"freeze_depth": 2, "base_lr": 0.02})]
+    study = run_search(request, seeds=seeds)
+    trials = study.get_trials()
+    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 5
+    assert [t.user_attrs["source"] for t in trials[:2]] == ["recommender", "recommender"]
+    assert all(t.user_attrs["source"] == "sampler" for t in trials[2:])
+    assert trials[0].params["freeze_depth"] == 0 and trials[1].params["base_lr"] == 0.02
+    first = trials[0]
+    for key in (
+        "train_time_s",
+        "trainable_parameters",
+        "freeze_depth",
+        "backbone",
+        "weights",
+        "dataset_fingerprint",
+        "num_blocks",
+        "epochs_run",
+    ):
+        assert key in first.user_attrs, key
+    assert first.user_attrs["backbone"] == "efficientnet_lite0"
+    assert first.user_attrs["dataset_fingerprint"] == prepare(request).dataset.fingerprint
+    assert study.user_attrs["num_blocks"] == 17 and study.user_attrs["seeds_enqueued"] == 2
+    # running it again resumes: nothing more to do, seeds not enqueued twice
+    again = run_search(request, seeds=seeds)
+    assert len(again.get_trials()) == len(trials)
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
+    base = dict(
+        dataset=TINY_DATA,
+        space="small_data",
+        trials=1,
+        max_epochs=1,
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/r.db",
+        study_name="r",
+        device="cpu",
+    )
+    run_search(SearchRequest(**base))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="was created with backbone='efficientnet_lite0'"):
+        run_search(SearchRequest(**{**base, "backbone": "resnet18", "weights": "none"}))  # type: ignore[arg-type]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "autotransfer", *args]
+
+
+def _counts(url: str, name: str) -> dict[TrialState, int]:
+    try:
+        study = optuna.load_study(
+            study_name=name, storage=make_storage(url, heartbeat_interval=None)
+        )
+    except KeyError:
+        return {}
+    counts: dict[TrialState, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state] = counts.get(t.state, 0) + 1
+    return counts
+
+
+SEARCH_ARGS = [
+    "search",
+    "--dataset",
+    TINY_DATA,
+    "--space",
+    "small_data",
+    "--max-epochs",
+    "2",
+    "--input-size",
+    "32",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
+
+
+def test_sigkilled_search_resumes_to_exactly_the_requested_trials(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/kill.db"
+    args = _cli(
+        *SEARCH_ARGS,
+        "--trials",
+        "4",
+        "--storage",
+        url,
+        "--study-name",
+        "k",
+        "--heartbeat-interval",
+        "1",
+        "--grace-period",
+        "3",
+    )
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill once a trial finished and another is running
+        c = _counts(url, "k")
+        if c.get(TrialState.COMPLETE, 0) + c.get(TrialState.PRUNED, 0) >= 1 and c.get(
+            TrialState.RUNNING
+        ):
+            break
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _counts(url, "k").get(TrialState.RUNNING) == 1, "the killed trial is left RUNNING"
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    c = _counts(url, "k")
+    assert c.get(TrialState.COMPLETE, 0) + c.get(TrialState.PRUNED, 0) == 4
+    assert c.get(TrialState.FAIL) == 1 and not c.get(TrialState.RUNNING)
+
+
+def test_two_workers_on_postgres_lose_and_duplicate_nothing(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # trials long enough (4 epochs) that the spawned second worker joins before the first
+    # process has finished the whole study on its own
+    args = _cli(
+        *SEARCH_ARGS,
+        "--trials",
+        "8",
+        "--max-epochs",
+        "4",
+        "--storage",
+        postgres_url,
+        "--study-name",
+        "pg",
+        "--workers",
+        "2",
+    )
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="pg", storage=make_storage(postgres_url))
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 8 and len(trials) == 8, [t.state for t in trials]
+    assert sorted(t.number for t in trials) == list(range(8))
+    assert len({t.user_attrs["worker"] for t in trials}) == 2, "both processes ran trials"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_optuna_cli_and_dashboard_see_the_study(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/dash.db"
+    study = _study(url, name="dash-study")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    optuna_cli = Path(sys.executable).with_name("optuna")
+    listed = subprocess.run(
+        [str(optuna_cli), "studies", "--storage", url], capture_output=True, text=True, timeout=120
+    )
+    assert listed.returncode == 0 and "dash-study" in listed.stdout, listed.stderr
+    port = _free_port()
+    server = subprocess.Popen(
+        _cli("dashboard", "--storage", url, "--port", str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, body = time.monotonic() + 60, ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = r.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert "dash-study" in body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_studies_show_reports_the_decision_and_writes_plots(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/show.db"
+    request = SearchRequest(
+        dataset=TINY_DATA,
+        space="small_data",
+        trials=3,
+        max_epochs=1,
+        input_size=32,
+        storage=url,
+        study_name="show",
+        device="cpu",
+    )
+    run_search(request)
+    shown = subprocess.run(
+        _cli("studies", "show", "show", "--storage", url, "--plot", "--plot-dir", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "chosen freeze depth" in shown.stdout and "accuracy by freeze depth" in shown.stdout
+    for suffix in ("depth", "curves"):
+        png = tmp_path / f"show-{suffix}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    listed = subprocess.run(
+        _cli("studies", "list", "--storage", url), capture_output=True, text=True, timeout=120
+    )
+    assert "show" in listed.stdout
+
+
+def test_export_writes_config_weights_and_card(tmp_path: Path) -> None:
+    import torch
+    import yaml
+
+    from autotransfer.backbones import create_backbone
+
+    url = f"sqlite:///{tmp_path}/exp.db"
+    out = tmp_path / "export"
+    args = _cli(
+        *SEARCH_ARGS,
+        "--trials",
+        "2",
+        "--max-epochs",
+        "1",
+        "--storage",
+        url,
+        "--study-name",
+        "exp",
+        "--export",
+        str(out),
+    )
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert config["study"] == "exp" and config["config"]["backbone"] == "efficientnet_lite0"
+    card = (out / "model_card.md").read_text()
+    assert "freeze_depth" in card and "dataset_fingerprint" in card
+    model = create_backbone("efficientnet_lite0", num_classes=3, weights="none", input_size=32)
+    state = torch.load(out / "model.pt", weights_only=True)
+    model.model.load_state_dict(state)
