@@ -364,3 +364,34 @@ def test_export_writes_config_weights_and_card(tmp_path: Path) -> None:
     model = create_backbone("efficientnet_lite0", num_classes=3, weights="none", input_size=32)
     state = torch.load(out / "model.pt", weights_only=True)
     model.model.load_state_dict(state)
+
+
+def test_journal_storage_and_multi_objective_pareto(tmp_path: Path) -> None:
+    from autotransfer.results import decide
+
+    space = tmp_path / "pareto.yaml"
+    space.write_text(
+        "name: pareto\n"
+        "parameters:\n"
+        "  freeze_depth: {type: depth, blocks: [0, 2, all]}\n"
+        "  base_lr: {type: float, low: 0.01, high: 0.1, log: true}\n"
+        "budget: {trials: 3, max_epochs: 1, objective: accuracy_and_cost,"
+        " pruner: {type: none}, sampler: {type: random}}\n"
+    )
+    url = f"journal://{tmp_path}/study.log"
+    request = SearchRequest(
+        dataset=TINY_DATA,
+        space=str(space),
+        input_size=32,
+        storage=url,
+        study_name="pareto",
+        device="cpu",
+    )
+    study = run_search(request)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    decision = decide(study)
+    assert decision is not None and decision.pareto_trials
+    assert (tmp_path / "study.log").stat().st_size > 0
+    again = run_search(request)  # resumes from the journal: nothing left to run
+    assert len(again.get_trials()) == 3
