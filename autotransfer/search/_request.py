@@ -36,6 +36,11 @@ class SearchRequest(BaseModel):
     threads: int | None = Field(None, ge=1, le=512)
     heartbeat_interval: int = Field(10, ge=1)
     grace_period: int = Field(60, ge=2)
+    recommend: bool = Field(True, description="seed the first trials with the recommender")
+    backend: Literal["optuna", "ray"] = "optuna"
+    ray_address: str | None = Field(
+        None, description="an existing Ray cluster ('auto', 'ray://host:port'); None starts one"
+    )
 
     def resolved_spec(self) -> SearchSpec:
         """The search space with this request's budget overrides applied."""

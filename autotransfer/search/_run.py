@@ -7,21 +7,19 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
 import torch
 
-from autotransfer.backbones import create_backbone, num_blocks, suggest_input_size
-from autotransfer.data import TransferDataset, load_dataset
 from autotransfer.errors import UserInputError
 from autotransfer.search._objective import SOURCE_ATTR, TrialObjective
+from autotransfer.search._prepared import PreparedSearch, Seed, prepare
 from autotransfer.search._request import SearchRequest
+from autotransfer.search._seeding import default_seeds
 from autotransfer.search._storage import make_storage
 from autotransfer.search._worker import run_worker
 from autotransfer.spec import (
-    SearchSpec,
     fit_to_space,
     optuna_directions,
     optuna_pruner,
@@ -29,50 +27,6 @@ from autotransfer.spec import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Seed:
-    """A configuration to try first, with where it came from (shown on the trial)."""
-
-    params: dict[str, Any]
-    source: str = "recommender"
-
-
-@dataclass
-class PreparedSearch:
-    request: SearchRequest
-    spec: SearchSpec
-    dataset: TransferDataset
-    num_blocks: int
-    input_size: int
-    study_name: str
-
-
-def prepare(request: SearchRequest) -> PreparedSearch:
-    """Validate everything a worker needs before any trial starts (fail fast, lose nothing)."""
-    spec = request.resolved_spec()
-    dataset = load_dataset(
-        request.dataset,
-        val_fraction=request.val_fraction,
-        seed=spec.budget.seed,
-        max_train=request.max_train,
-        max_val=request.max_val,
-        on_corrupt=request.on_corrupt,
-    )
-    blocks = num_blocks(request.backbone)
-    size = request.input_size or suggest_input_size(
-        request.backbone, dataset.profile().median_resolution
-    )
-    # builds the network once with the real weights, so a missing weight file or an invalid
-    # input size is reported now rather than as N failed trials
-    create_backbone(
-        request.backbone,
-        num_classes=max(2, len(dataset.class_names)),
-        weights=request.weights,
-        input_size=size,
-    )
-    return PreparedSearch(request, spec, dataset, blocks, size, request.resolved_study_name())
 
 
 def _study_attrs(p: PreparedSearch) -> dict[str, Any]:
@@ -184,17 +138,35 @@ def _wait_ready(children: list[Any], events: list[Any], timeout_s: float = 300.0
 def run_search(
     request: SearchRequest,
     *,
-    seeds: Sequence[Seed] = (),
+    seeds: Sequence[Seed] | None = None,
     should_stop: Callable[[], bool] | None = None,
     prepared: PreparedSearch | None = None,
 ) -> optuna.Study:
-    """Create or resume the study, enqueue seeds, and run ``request.workers`` workers.
+    """Create or resume the study, seed it, and run it on the request's backend.
 
-    Worker processes get the request (paths and names), never pickled data: each loads the
-    dataset itself. This process is worker 0. Running the same request again resumes the
-    study and runs only the trials still missing.
+    ``seeds=None`` asks the recommender for them (when ``request.recommend``); pass a
+    sequence (possibly empty) to choose them yourself. Running the same request again
+    resumes the study and runs only the trials still missing.
     """
     p = prepared or prepare(request)
+    if seeds is None:
+        seeds = default_seeds(p)
+    if request.backend == "ray":
+        from autotransfer.search._ray import run_ray_search
+
+        return run_ray_search(p, seeds=seeds, should_stop=should_stop)
+    return _run_optuna(p, seeds, should_stop)
+
+
+def _run_optuna(
+    p: PreparedSearch, seeds: Sequence[Seed], should_stop: Callable[[], bool] | None
+) -> optuna.Study:
+    """The Optuna backend: ``request.workers`` workers on this machine.
+
+    Worker processes get the request (paths and names), never pickled data: each loads the
+    dataset itself. This process is worker 0.
+    """
+    request = p.request
     study = open_study(p)
     enqueue_seeds(study, p, seeds)
     if request.workers > 1 and request.storage.startswith("sqlite"):

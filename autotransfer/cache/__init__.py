@@ -1,0 +1,1 @@
+"""Frozen-prefix feature cache shared across epochs and trials."""

@@ -1,0 +1,1 @@
+"""The rule-based recommender: measured profile and domain similarity to a seed config."""

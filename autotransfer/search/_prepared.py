@@ -1,0 +1,55 @@
+"""What every backend needs before the first trial: the validated request, spec and data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from autotransfer.backbones import create_backbone, num_blocks, suggest_input_size
+from autotransfer.data import TransferDataset, load_dataset
+from autotransfer.search._request import SearchRequest
+from autotransfer.spec import SearchSpec
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A configuration to try first, with where it came from (shown on the trial)."""
+
+    params: dict[str, Any]
+    source: str = "recommender"
+
+
+@dataclass
+class PreparedSearch:
+    request: SearchRequest
+    spec: SearchSpec
+    dataset: TransferDataset
+    num_blocks: int
+    input_size: int
+    study_name: str
+
+
+def prepare(request: SearchRequest) -> PreparedSearch:
+    """Validate everything a worker needs before any trial starts (fail fast, lose nothing)."""
+    spec = request.resolved_spec()
+    dataset = load_dataset(
+        request.dataset,
+        val_fraction=request.val_fraction,
+        seed=spec.budget.seed,
+        max_train=request.max_train,
+        max_val=request.max_val,
+        on_corrupt=request.on_corrupt,
+    )
+    blocks = num_blocks(request.backbone)
+    size = request.input_size or suggest_input_size(
+        request.backbone, dataset.profile().median_resolution
+    )
+    # builds the network once with the real weights, so a missing weight file or an invalid
+    # input size is reported now rather than as N failed trials
+    create_backbone(
+        request.backbone,
+        num_classes=max(2, len(dataset.class_names)),
+        weights=request.weights,
+        input_size=size,
+    )
+    return PreparedSearch(request, spec, dataset, blocks, size, request.resolved_study_name())
