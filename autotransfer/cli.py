@@ -279,4 +279,17 @@ def train_cmd(
 
 
 # the study commands register themselves on ``app``
+from autotransfer import cli_recommend as _cli_recommend  # noqa: E402, F401
 from autotransfer import cli_search as _cli_search  # noqa: E402, F401
+
+
+def _register_plugins() -> None:
+    # commands of other distributions (the HTTP service) register themselves here; the
+    # library never imports them by name
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="autotransfer.commands"):
+        entry.load()(app)
+
+
+_register_plugins()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -13,6 +14,11 @@ from autotransfer.finetune import EpochMetrics, TrialConfig, train_trial
 from autotransfer.spec import SearchSpec, suggest
 
 SOURCE_ATTR = "source"
+
+
+class TrialCancelled(Exception):
+    """Raised at the end of an epoch when the study's ``should_stop`` says stop (a cancel);
+    the worker records the trial as FAIL with this reason, so a resumed study reruns it."""
 
 
 def trial_config(
@@ -59,6 +65,7 @@ class TrialObjective:
         num_blocks: int,
         input_size: int,
         device: str = "auto",
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.spec = spec
         self.dataset = dataset
@@ -68,6 +75,7 @@ class TrialObjective:
         self.input_size = input_size
         self.device = device
         self.fingerprint = dataset.fingerprint
+        self.should_stop = should_stop
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         params = suggest(trial, self.spec, self.num_blocks)
@@ -98,6 +106,8 @@ class TrialObjective:
             trial.set_user_attr("epochs_run", m.epoch)
             trial.set_user_attr("train_time_s", round(m.elapsed_s, 3))
             trial.set_user_attr("trainable_parameters", m.trainable_parameters)
+            if self.should_stop is not None and self.should_stop():
+                raise TrialCancelled(f"cancelled after epoch {m.epoch}")
             if multi:  # Optuna has no intermediate values for multi-objective studies
                 return
             trial.report(m.val_accuracy, m.epoch)

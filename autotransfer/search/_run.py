@@ -13,6 +13,7 @@ import optuna
 import torch
 
 from autotransfer.errors import UserInputError
+from autotransfer.results._audit import record_audit
 from autotransfer.search._objective import SOURCE_ATTR, TrialObjective
 from autotransfer.search._prepared import PreparedSearch, Seed, prepare
 from autotransfer.search._request import SearchRequest
@@ -110,6 +111,7 @@ def work(
         num_blocks=p.num_blocks,
         input_size=p.input_size,
         device=p.request.device,
+        should_stop=should_stop,
     )
     return run_worker(
         study,
@@ -154,8 +156,11 @@ def run_search(
     if request.backend == "ray":
         from autotransfer.search._ray import run_ray_search
 
-        return run_ray_search(p, seeds=seeds, should_stop=should_stop)
-    return _run_optuna(p, seeds, should_stop)
+        study = run_ray_search(p, seeds=seeds, should_stop=should_stop)
+    else:
+        study = _run_optuna(p, seeds, should_stop)
+    record_audit(study)  # the recommended trial's rank and gap to the best
+    return study
 
 
 def _run_optuna(

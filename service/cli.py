@@ -1,0 +1,120 @@
+"""``autotransfer serve`` and ``autotransfer worker``, registered through the entry-point group
+``autotransfer.commands`` so that the library never imports the service."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+
+def _settings(dev: bool):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from autotransfer.cli import _fail
+    from service.settings import Settings
+
+    if dev:
+        os.environ["AUTOTRANSFER_DEV"] = "1"
+    try:
+        return Settings()
+    except ValidationError as exc:
+        _fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()))
+
+
+def _worker_main(dev: bool) -> None:
+    """One worker process: poll the job store until SIGTERM/SIGINT."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*experimental.*")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from service.settings import Settings
+    from service.worker import Worker
+
+    if dev:
+        os.environ["AUTOTRANSFER_DEV"] = "1"
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # the current trial finishes its epoch loop unless the job is cancelled; a stop here
+        # leaves the job running so that another worker resumes it after the grace period
+        stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    with contextlib.suppress(KeyboardInterrupt):
+        Worker(Settings()).run_forever(stop)
+
+
+def _start_workers(count: int, dev: bool) -> list[mp.process.BaseProcess]:
+    ctx = mp.get_context("spawn")  # torch and forked threads do not mix
+    procs = [
+        ctx.Process(target=_worker_main, args=(dev,), name=f"autotransfer-job-worker-{i}")
+        for i in range(count)
+    ]
+    for proc in procs:
+        proc.start()
+    return procs
+
+
+def _stop_workers(procs: list[mp.process.BaseProcess]) -> None:
+    for proc in procs:
+        if proc.is_alive() and proc.pid:
+            os.kill(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.join(timeout=30)
+
+
+DevOpt = Annotated[
+    bool, typer.Option("--dev", help="development mode: no API key needed (trusted machine)")
+]
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="run a job worker beside the API")
+    ] = True,
+    dev: DevOpt = False,
+) -> None:
+    """Serve the HTTP API and the dashboard; by default with one job worker process."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings(dev)
+    app = create_app(settings)
+    procs = _start_workers(1, dev) if worker else []
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        _stop_workers(procs)
+
+
+def worker(
+    processes: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = 1,
+    dev: DevOpt = False,
+) -> None:
+    """Run job workers that take queued studies from the job store and search them."""
+    settings = _settings(dev)
+    if processes == 1:
+        _worker_main(settings.dev)
+        return
+    procs = _start_workers(processes, settings.dev)
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        _stop_workers(procs)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("worker")(worker)

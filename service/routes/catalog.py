@@ -1,0 +1,60 @@
+"""``/v1/search-spaces`` and ``/v1/backbones``: what a study can be built from."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from autotransfer.backbones import get_family, list_backbones, num_blocks
+from autotransfer.spec import load_spec, packaged_specs
+from service.deps import ReadKey
+from service.schemas import (
+    BackbonePublic,
+    BackbonesPublic,
+    SearchSpacePublic,
+    SearchSpacesPublic,
+)
+
+router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[ReadKey])
+
+
+def _space(name: str) -> SearchSpacePublic:
+    spec = load_spec(name)
+    return SearchSpacePublic(
+        name=name,
+        description=getattr(spec, "description", None),
+        spec=spec.model_dump(mode="json"),
+    )
+
+
+@router.get("/search-spaces", response_model=SearchSpacesPublic)
+def list_search_spaces() -> SearchSpacesPublic:
+    """The packaged search spaces, usable as ``space`` in a study."""
+    data = [_space(name) for name in packaged_specs()]
+    return SearchSpacesPublic(data=data, count=len(data))
+
+
+@router.get("/search-spaces/{name}", response_model=SearchSpacePublic)
+def get_search_space(name: str) -> SearchSpacePublic:
+    if name not in packaged_specs():
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no search space {name!r}; packaged: {', '.join(packaged_specs())}",
+        )
+    return _space(name)
+
+
+@router.get("/backbones", response_model=BackbonesPublic)
+def list_backbones_route() -> BackbonesPublic:
+    """Registered backbones with their block counts (the range of freeze depth) and weights."""
+    data = []
+    for name in list_backbones():
+        family = get_family(name)
+        data.append(
+            BackbonePublic(
+                name=name,
+                family=family.name,
+                blocks=num_blocks(name),
+                weights=list(family.weight_names(name)),
+            )
+        )
+    return BackbonesPublic(data=data, count=len(data))

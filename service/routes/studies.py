@@ -1,0 +1,136 @@
+"""``/v1/studies``: submit, list, inspect, cancel and delete search jobs."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Literal
+
+import optuna
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from service import jobs
+from service.datarefs import RefError
+from service.db import Job, JobState
+from service.deps import ReadKey, SessionDep, SettingsDep, WriteKey
+from service.schemas import (
+    Accepted,
+    StudiesPublic,
+    StudyCreate,
+    StudyPublic,
+    TrialsPublic,
+)
+from service.submit import validate_study
+from service.views import brief, load_study, read_storage, study_public, trials_page
+
+router = APIRouter(prefix="/v1/studies", tags=["studies"])
+
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
+
+
+def unprocessable(exc: RefError) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        [{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}],
+    )
+
+
+def _job(session: SessionDep, job_id: str) -> Job:
+    job = jobs.get_job(session, job_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no study job with id {job_id!r}")
+    return job
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    dependencies=[WriteKey],
+    responses={409: {"description": "study_name already used"}},
+)
+def submit_study(
+    body: StudyCreate, session: SessionDep, settings: SettingsDep, response: Response
+) -> Accepted:
+    """Queue a search; a worker runs it. Poll the returned location for progress."""
+    try:
+        job = jobs.create_job(session, validate_study(body, settings), body.study_name)
+    except RefError as exc:
+        raise unprocessable(exc) from None
+    except jobs.JobConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    location = f"/v1/studies/{job.id}"
+    response.headers["Location"] = location
+    return Accepted(id=job.id, study_name=job.study_name, state=job.state, location=location)
+
+
+@router.get("", response_model=StudiesPublic, dependencies=[ReadKey])
+def list_studies(
+    session: SessionDep,
+    state: JobState | None = None,
+    offset: Offset = 0,
+    limit: Limit = 20,
+) -> StudiesPublic:
+    """Jobs, newest first, optionally only those in one state."""
+    rows, count = jobs.list_jobs(session, state=state, offset=offset, limit=limit)
+    return StudiesPublic(data=[brief(job) for job in rows], count=count)
+
+
+@router.get("/{job_id}", response_model=StudyPublic, dependencies=[ReadKey])
+def get_study(job_id: str, session: SessionDep, settings: SettingsDep) -> StudyPublic:
+    """State, progress, best result, chosen freeze depth and the recommendation."""
+    return study_public(_job(session, job_id), settings.database_url)
+
+
+@router.get("/{job_id}/trials", response_model=TrialsPublic, dependencies=[ReadKey])
+def get_trials(
+    job_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    state: TrialState | None = None,
+    offset: Offset = 0,
+    limit: Limit = 20,
+) -> TrialsPublic:
+    """The study's trials in order, with parameters and per-epoch validation accuracy."""
+    job = _job(session, job_id)
+    study = load_study(settings.database_url, job.study_name)
+    if study is None:
+        return TrialsPublic(data=[], count=0)
+    data, count = trials_page(study, state=state, offset=offset, limit=limit)
+    return TrialsPublic(data=data, count=count)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=StudyPublic,
+    dependencies=[WriteKey],
+    responses={409: {"description": "the job already ended"}},
+)
+def cancel_study(job_id: str, session: SessionDep, settings: SettingsDep) -> StudyPublic:
+    """Cancel a queued job now, or ask a running one to stop at its next epoch."""
+    _job(session, job_id)
+    try:
+        job = jobs.request_cancel(session, job_id)
+    except jobs.JobConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return study_public(job, settings.database_url)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[WriteKey],
+    responses={409: {"description": "the job is running"}},
+)
+def delete_study(job_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """Delete a job that is not running, and its Optuna study."""
+    _job(session, job_id)
+    try:
+        job = jobs.delete_job(session, job_id)
+    except jobs.JobConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    with contextlib.suppress(KeyError):  # a job that never started has no study
+        optuna.delete_study(study_name=job.study_name, storage=read_storage(settings.database_url))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

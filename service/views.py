@@ -1,0 +1,112 @@
+"""Read-side views over the Optuna storage for the API: a job's study, its trials."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from autotransfer.results import decide, summarize
+from autotransfer.search import make_storage
+from service.db import Job
+from service.schemas import Progress, StudyBrief, StudyPublic, TrialPublic
+
+
+@functools.lru_cache(maxsize=8)
+def read_storage(url: str) -> BaseStorage:
+    return make_storage(url, heartbeat_interval=None, grace_period=None)
+
+
+def load_study(url: str, name: str) -> optuna.Study | None:
+    try:
+        return optuna.load_study(study_name=name, storage=read_storage(url))
+    except KeyError:
+        return None
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def brief(job: Job) -> StudyBrief:
+    return StudyBrief.model_validate(job, from_attributes=True)
+
+
+def study_public(job: Job, url: str) -> StudyPublic:
+    """The job, and once its study exists, progress, best trial, decision, recommendation."""
+    fields = brief(job).model_dump()
+    request = json.loads(job.request)
+    study = load_study(url, job.study_name)
+    if study is None:
+        return StudyPublic(
+            **fields, request=request, progress=Progress(requested=request.get("trials"))
+        )
+    s = summarize(study)
+    attrs = study.user_attrs
+    best_params = None
+    if s.best_trial is not None:
+        best_params = study.trials[s.best_trial].params
+    decision = decide(study) if s.complete else None
+    return StudyPublic(
+        **fields,
+        request=request,
+        progress=Progress(
+            requested=s.requested_trials or request.get("trials"),
+            finished=s.complete + s.pruned,
+            complete=s.complete,
+            pruned=s.pruned,
+            failed=s.failed,
+            running=s.running,
+            waiting=s.waiting,
+        ),
+        best_value=_finite(s.best_value),
+        best_trial=s.best_trial,
+        best_params=best_params,
+        chosen_freeze_depth=decision.chosen_depth if decision else None,
+        chosen_trial=decision.chosen_trial if decision else None,
+        chosen_params=decision.chosen_params if decision else None,
+        num_blocks=attrs.get("num_blocks"),
+        recommendation=attrs.get("recommendation"),
+        recommendation_audit=attrs.get("recommendation_audit"),
+    )
+
+
+_SHOWN_ATTRS = (
+    "source",
+    "freeze_depth",
+    "epochs_run",
+    "train_time_s",
+    "trainable_parameters",
+    "best_epoch",
+    "final_val_accuracy",
+    "error",
+)
+
+
+def trial_public(t: FrozenTrial) -> TrialPublic:
+    values = [v for v in (t.values or []) if math.isfinite(v)] or None
+    return TrialPublic(
+        number=t.number,
+        state=t.state.name.lower(),
+        value=values[0] if values else None,
+        values=values,
+        params=t.params,
+        intermediate_values={
+            step: v for step, v in t.intermediate_values.items() if math.isfinite(v)
+        },
+        user_attrs={k: t.user_attrs[k] for k in _SHOWN_ATTRS if k in t.user_attrs},
+        datetime_start=t.datetime_start,
+        datetime_complete=t.datetime_complete,
+    )
+
+
+def trials_page(
+    study: optuna.Study, *, state: str | None, offset: int, limit: int
+) -> tuple[list[TrialPublic], int]:
+    states = (TrialState[state.upper()],) if state else None
+    trials = study.get_trials(deepcopy=False, states=states)
+    return [trial_public(t) for t in trials[offset : offset + limit]], len(trials)
