@@ -41,6 +41,12 @@ class SearchRequest(BaseModel):
     ray_address: str | None = Field(
         None, description="an existing Ray cluster ('auto', 'ray://host:port'); None starts one"
     )
+    gpus_per_trial: float = Field(
+        0.0, ge=0, le=64, description="Ray backend: GPUs each trial reserves (0.5 shares one)"
+    )
+    max_concurrent_trials: int | None = Field(
+        None, ge=1, le=10_000, description="Ray backend: trials at once (None: as resources allow)"
+    )
 
     def resolved_spec(self) -> SearchSpec:
         """The search space with this request's budget overrides applied."""

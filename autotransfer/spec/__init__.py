@@ -10,6 +10,8 @@ from autotransfer.spec._compile import (
     optuna_distributions,
     optuna_pruner,
     optuna_sampler,
+    ray_scheduler,
+    ray_search_space,
     suggest,
 )
 from autotransfer.spec._load import SpecError, load_spec, packaged_specs, parse_spec
@@ -41,5 +43,7 @@ __all__ = [
     "optuna_sampler",
     "packaged_specs",
     "parse_spec",
+    "ray_scheduler",
+    "ray_search_space",
     "suggest",
 ]

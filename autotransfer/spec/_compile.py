@@ -1,8 +1,9 @@
-"""The one place that translates a SearchSpec into a search library's language (Optuna here)."""
+"""The one place that translates a SearchSpec into a search library's language: Optuna
+distributions, samplers and pruners, and Ray Tune domains and schedulers."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import (
@@ -15,6 +16,9 @@ from optuna.study import StudyDirection
 
 from autotransfer.spec._params import BoolParam, CategoricalParam, DepthParam, FloatParam, IntParam
 from autotransfer.spec._search_spec import SearchSpec
+
+if TYPE_CHECKING:  # Ray is imported only by the Ray backend: it is slow to import
+    from ray.tune.schedulers import TrialScheduler
 
 
 def _distribution(param: object, num_blocks: int) -> BaseDistribution:
@@ -138,3 +142,96 @@ def optuna_directions(spec: SearchSpec) -> list[StudyDirection]:
     if spec.budget.objective == "accuracy_and_cost":
         return [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
     return [StudyDirection.MAXIMIZE]
+
+
+# --- Ray Tune -------------------------------------------------------------------------------
+
+
+def ray_search_space(spec: SearchSpec, num_blocks: int) -> dict[str, Any]:
+    """Every parameter as a Ray Tune domain, equal to :func:`optuna_distributions` once Ray's
+    ``OptunaSearch`` converts it back (integer domains take an exclusive upper bound, except
+    the quantized ``qrandint``).
+
+    Ray Tune domains cannot express conditions: a spec with ``when:`` is refused by name (the
+    Ray backend samples such specs define-by-run with :func:`suggest` instead).
+    """
+    from ray import tune
+
+    conditional = [name for name, p in spec.parameters.items() if p.when]
+    if conditional:
+        raise ValueError(
+            f"Ray Tune domains cannot express conditions, but parameters {conditional} of space "
+            f"{spec.name!r} have when:. Sample them define-by-run (autotransfer.spec.suggest "
+            f"through OptunaSearch), or drop the when: conditions."
+        )
+    space: dict[str, Any] = {}
+    for name, param in spec.parameters.items():
+        if isinstance(param, FloatParam):
+            if param.log:
+                space[name] = tune.loguniform(param.low, param.high)
+            elif param.step is not None:
+                space[name] = tune.quniform(param.low, param.high, param.step)
+            else:
+                space[name] = tune.uniform(param.low, param.high)
+        elif isinstance(param, IntParam):
+            if param.log:
+                space[name] = tune.lograndint(param.low, param.high + 1)
+            elif param.step > 1:
+                space[name] = tune.qrandint(param.low, param.high, param.step)  # inclusive
+            else:
+                space[name] = tune.randint(param.low, param.high + 1)
+        elif isinstance(param, CategoricalParam):
+            space[name] = tune.choice(list(param.choices))
+        elif isinstance(param, BoolParam):
+            space[name] = tune.choice([False, True])
+        elif isinstance(param, DepthParam):
+            depths = param.depths(num_blocks)
+            if param.fraction is not None:
+                space[name] = tune.randint(depths[0], depths[-1] + 1)
+            else:
+                space[name] = tune.choice(depths)
+        else:
+            raise TypeError(f"No Ray Tune translation for {name}: {type(param).__name__}.")
+    return space
+
+
+def ray_scheduler(
+    spec: SearchSpec, *, metric: str = "val_accuracy", time_attr: str = "epoch"
+) -> TrialScheduler:
+    """The spec's pruner as a Ray Tune trial scheduler; resources are epochs.
+
+    ``successive_halving`` → ASHA with one bracket (first rung at ``min_epochs ·
+    reduction_factor ** min_early_stopping_rate``); ``hyperband`` → ASHA with as many brackets
+    as Optuna's HyperbandPruner builds; ``median`` → the median stopping rule; ``none`` →
+    first in, first out. Multi-objective studies cannot be stopped early (as in Optuna).
+    """
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+    pruner, budget = spec.budget.pruner, spec.budget
+    if pruner.type == "none" or budget.objective == "accuracy_and_cost":
+        return FIFOScheduler()
+    if pruner.type == "median":
+        return MedianStoppingRule(
+            time_attr=time_attr,
+            metric=metric,
+            mode="max",
+            grace_period=max(pruner.n_warmup_steps, budget.min_epochs - 1, 1),
+            min_samples_required=max(pruner.n_startup_trials, 1),
+        )
+    grace = budget.min_epochs
+    brackets = 1
+    if pruner.type == "successive_halving":
+        grace = budget.min_epochs * pruner.reduction_factor**pruner.min_early_stopping_rate
+    else:  # hyperband: Optuna's bracket count, floor(log_eta(max / min)) + 1
+        ratio = budget.max_epochs / budget.min_epochs
+        while pruner.reduction_factor**brackets <= ratio:
+            brackets += 1
+    return ASHAScheduler(
+        time_attr=time_attr,
+        metric=metric,
+        mode="max",
+        max_t=budget.max_epochs,
+        grace_period=min(grace, budget.max_epochs),
+        reduction_factor=pruner.reduction_factor,
+        brackets=brackets,
+    )

@@ -1,0 +1,163 @@
+"""One contract for both search backends (Optuna and Ray Tune), run on the same real search.
+
+The scenario makes every outcome certain rather than likely: the seeds run first and, in this
+order, are a good configuration, one that raises (label smoothing 1.0 is not a valid
+setting), and two with a hopeless learning rate that stay at chance after the first epoch,
+so the pruner (Optuna) or scheduler (ASHA) must stop them there. One trial at a time keeps
+the order fixed on Ray as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from autotransfer.search import SearchRequest, Seed, make_storage, run_search
+
+DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
+SPACE = {
+    "name": "contract",
+    "parameters": {
+        "freeze_depth": {"type": "depth", "blocks": [0, 1]},
+        "base_lr": {"type": "float", "low": 1.0e-7, "high": 0.2, "log": True},
+        "label_smoothing": {"type": "categorical", "choices": [0.0, 1.0]},
+    },
+    "fixed": {"optimizer": "sgd", "momentum": 0.9, "batch_size": 16},
+    "budget": {
+        "trials": 4,
+        "max_epochs": 2,
+        "min_epochs": 1,
+        "pruner": {"type": "successive_halving", "reduction_factor": 3},
+        "sampler": {"type": "random"},
+        "seed": 0,
+    },
+}
+GOOD = {"freeze_depth": 1, "base_lr": 0.1, "label_smoothing": 0.0}
+RAISES = {"freeze_depth": 0, "base_lr": 0.1, "label_smoothing": 1.0}
+HOPELESS = {"freeze_depth": 0, "base_lr": 1.0e-7, "label_smoothing": 0.0}
+SEEDS = [Seed(GOOD), Seed(RAISES), Seed(HOPELESS), Seed({**HOPELESS, "freeze_depth": 1})]
+
+# what a reviewer finds on every trial, whichever backend ran it
+TRIAL_ATTRS = {
+    "source",
+    "backbone",
+    "weights",
+    "freeze_depth",
+    "num_blocks",
+    "input_size",
+    "dataset_fingerprint",
+    "worker",
+    "epochs_run",
+    "train_time_s",
+    "trainable_parameters",
+}
+COMPLETE_ATTRS = TRIAL_ATTRS | {"best_epoch", "final_val_accuracy"}
+RAY_ONLY = {"ray_node", "ray_trial_id"}
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """One local Ray for the module (starting Ray takes seconds); the backend reuses it."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def studies() -> dict[str, optuna.Study]:
+    """The same search on each backend, run once for the whole contract."""
+    return {}
+
+
+@pytest.fixture(params=["optuna", "ray"])
+def study(
+    request: pytest.FixtureRequest,
+    studies: dict[str, optuna.Study],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> optuna.Study:
+    backend = request.param
+    if backend not in studies:
+        if backend == "ray":
+            request.getfixturevalue("ray_session")
+        root = tmp_path_factory.mktemp(backend)
+        space = root / "contract.yaml"
+        space.write_text(yaml.safe_dump(SPACE))
+        search = SearchRequest(
+            dataset=DATA,
+            space=str(space),
+            input_size=32,
+            storage=f"sqlite:///{root}/study.db",
+            study_name=f"contract-{backend}",
+            device="cpu",
+            threads=1,
+            backend=backend,
+            max_concurrent_trials=1,
+        )
+        run_search(search, seeds=SEEDS)
+        # read back from the storage, as the CLI, the API and optuna-dashboard do
+        studies[backend] = optuna.load_study(
+            study_name=f"contract-{backend}", storage=make_storage(search.storage)
+        )
+    return studies[backend]
+
+
+def test_seeds_run_first_in_order_and_are_marked(study: optuna.Study) -> None:
+    trials = study.get_trials()
+    assert [t.params for t in trials[:4]] == [s.params for s in SEEDS]
+    assert [t.user_attrs["source"] for t in trials[:4]] == ["recommender"] * 4
+    assert all(t.user_attrs["source"] == "sampler" for t in trials[4:])
+    assert study.user_attrs["seeds_enqueued"] == 4
+
+
+def test_the_requested_trials_finish_and_a_failing_trial_does_not_stop_the_study(
+    study: optuna.Study,
+) -> None:
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 4
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    failed = trials[1]
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["error"].startswith("ValidationError")
+    assert "label_smoothing" in failed.user_attrs["error"]
+    assert "Traceback" in failed.user_attrs["traceback"]
+    assert len(trials) > 4, "a trial ran after the failure"
+
+
+def test_hopeless_trials_are_stopped_after_the_first_epoch(study: optuna.Study) -> None:
+    good, hopeless = study.trials[0], study.trials[2:4]
+    assert good.state == TrialState.COMPLETE and good.user_attrs["epochs_run"] == 2
+    assert good.intermediate_values[1] > 0.6, "the scenario needs a clearly good first trial"
+    for trial in hopeless:
+        assert trial.state == TrialState.PRUNED, trial.number
+        assert trial.user_attrs["epochs_run"] == 1
+        assert list(trial.intermediate_values) == [1]
+        assert trial.value == trial.intermediate_values[1]
+
+
+def test_records_look_the_same(study: optuna.Study) -> None:
+    for trial in study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        keys = set(trial.user_attrs) - RAY_ONLY
+        expected = COMPLETE_ATTRS if trial.state == TrialState.COMPLETE else TRIAL_ATTRS
+        assert keys == expected, (trial.number, keys ^ expected)
+        assert trial.user_attrs["num_blocks"] == 17 and trial.user_attrs["input_size"] == 32
+        assert trial.user_attrs["freeze_depth"] == trial.params["freeze_depth"]
+        assert list(trial.intermediate_values) == list(range(1, trial.user_attrs["epochs_run"] + 1))
+        if trial.state == TrialState.COMPLETE:
+            assert trial.value == max(trial.intermediate_values.values())
+            assert trial.user_attrs["final_val_accuracy"] == trial.intermediate_values[2]
+            best = trial.user_attrs["best_epoch"]
+            assert trial.intermediate_values[best] == trial.value
+    fingerprints = {t.user_attrs.get("dataset_fingerprint") for t in study.trials}
+    assert fingerprints - {None} == {study.user_attrs["dataset_fingerprint"]}
+    assert {"backbone", "dataset_fingerprint", "num_blocks", "space", "spec"} <= set(
+        study.user_attrs
+    )
