@@ -99,6 +99,9 @@ def print_report(
     )
     if decision.pareto_trials:
         out.print(f"Pareto front (accuracy vs training time): trials {decision.pareto_trials}")
+    from autotransfer.cli_recommend import print_study_recommendation
+
+    print_study_recommendation(study)
     if plot_dir is not None:
         depth_png = plot_depth(study, plot_dir / f"{study_name}-depth.png", decision)
         curves_png = plot_curves(study, plot_dir / f"{study_name}-curves.png")
@@ -134,6 +137,9 @@ def search_cmd(
     ] = 0.005,
     heartbeat_interval: int = 10,
     grace_period: int = 60,
+    recommend: Annotated[
+        bool, typer.Option(help="seed the first trials with the rule-based recommender")
+    ] = True,
 ) -> None:
     """Search freeze depth and fine-tuning hyperparameters; resumes an existing study."""
     from autotransfer.search import SearchRequest, prepare, run_search
@@ -160,6 +166,7 @@ def search_cmd(
             on_corrupt=on_corrupt.value,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
+            recommend=recommend,
         )
         prepared = prepare(request)
     name = prepared.study_name

@@ -1,1 +1,55 @@
-"""The rule-based recommender: measured profile and domain similarity to a seed config."""
+"""The rule-based recommender: measured profile and domain similarity to a seed config.
+
+>>> from autotransfer.recommend import RuleInputs, decide
+>>> outcome = decide(RuleInputs(num_train=1437, samples_per_class_min=142, similarity=0.39,
+...                             budget="limited", num_blocks=17))
+>>> outcome.rule.strategy, outcome.freeze_depth
+('partial', 6)
+"""
+
+from __future__ import annotations
+
+from autotransfer.recommend._recommendation import Recommendation
+from autotransfer.recommend._recommender import BaseRecommender, RuleBasedRecommender, recommend
+from autotransfer.recommend._rules import (
+    BUDGETS,
+    HEAD_LR_MULT,
+    PRETRAIN_LR,
+    TABLE,
+    Budget,
+    Outcome,
+    Rule,
+    RuleInputs,
+    Strategy,
+    Thresholds,
+    check_budget,
+    decide,
+    size_class,
+)
+from autotransfer.recommend._signals import DomainSignals, draw_sample, measure_signals
+from autotransfer.recommend._similarity import SIMILAR, similarity
+
+__all__ = [
+    "BUDGETS",
+    "HEAD_LR_MULT",
+    "PRETRAIN_LR",
+    "SIMILAR",
+    "TABLE",
+    "BaseRecommender",
+    "Budget",
+    "DomainSignals",
+    "Outcome",
+    "Recommendation",
+    "Rule",
+    "RuleBasedRecommender",
+    "RuleInputs",
+    "Strategy",
+    "Thresholds",
+    "check_budget",
+    "decide",
+    "draw_sample",
+    "measure_signals",
+    "recommend",
+    "similarity",
+    "size_class",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from autotransfer.results._audit import AUDIT_ATTR, audit_recommendation, record_audit
 from autotransfer.results._decision import (
     DEFAULT_TOLERANCE,
     Decision,
@@ -14,10 +15,12 @@ from autotransfer.results._plots import plot_curves, plot_depth
 from autotransfer.results._summary import StudySummary, list_studies, load, summarize
 
 __all__ = [
+    "AUDIT_ATTR",
     "DEFAULT_TOLERANCE",
     "Decision",
     "DepthRow",
     "StudySummary",
+    "audit_recommendation",
     "by_depth",
     "decide",
     "depth_of",
@@ -25,5 +28,6 @@ __all__ = [
     "load",
     "plot_curves",
     "plot_depth",
+    "record_audit",
     "summarize",
 ]

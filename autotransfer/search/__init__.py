@@ -12,16 +12,19 @@ from autotransfer.search._run import (
     prepare,
     run_search,
 )
+from autotransfer.search._seeding import RECOMMENDATION_ATTR, default_seeds
 from autotransfer.search._storage import DEFAULT_STORAGE, make_storage, study_lock, study_names
 from autotransfer.search._worker import FINISHED, heartbeat, run_one, run_worker
 
 __all__ = [
     "DEFAULT_STORAGE",
     "FINISHED",
+    "RECOMMENDATION_ATTR",
     "PreparedSearch",
     "SearchRequest",
     "Seed",
     "TrialObjective",
+    "default_seeds",
     "enqueue_seeds",
     "heartbeat",
     "make_storage",

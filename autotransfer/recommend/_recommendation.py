@@ -1,0 +1,82 @@
+"""What a recommender returns: one configuration, its neighbours, and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A recommended fine-tuning configuration with the measurements and reasons behind it.
+
+    Field names that are also :class:`~autotransfer.finetune.TrialConfig` fields
+    (``freeze_depth``, ``base_lr``, ``head_lr_mult``, ``optimizer``, ``momentum``,
+    ``nesterov``, ``weight_decay``, ``epochs``, ``lp_ft_epochs``) mean the same thing there.
+    Every entry of ``reasons`` cites the measured number that triggered it.
+    """
+
+    backbone: str
+    weights: str
+    dataset: str
+    num_blocks: int
+    input_size: int
+    budget: str
+    strategy: str
+    freeze_depth: int
+    base_lr: float
+    head_lr_mult: float
+    optimizer: str
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    epochs: int
+    lp_ft_epochs: int
+    similarity: float
+    size_class: str
+    rule: str
+    signals: dict[str, Any]
+    profile: dict[str, Any]
+    reasons: list[str] = field(default_factory=list)
+    search_range: dict[str, list[float]] = field(default_factory=dict)
+
+    def config_params(self) -> dict[str, Any]:
+        """The recommended configuration as ``TrialConfig`` keyword arguments."""
+        return {
+            "freeze_depth": self.freeze_depth,
+            "base_lr": self.base_lr,
+            "head_lr_mult": self.head_lr_mult,
+            "optimizer": self.optimizer,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+            "epochs": self.epochs,
+            "lp_ft_epochs": self.lp_ft_epochs,
+        }
+
+    def seed_params(self) -> list[dict[str, Any]]:
+        """The recommended configuration first, then its neighbours, without duplicates.
+
+        Neighbours: one block shallower (k − 1) and deeper (k + 1) where the backbone has
+        them, then the base LR ×3 and ÷3. A neighbour at k = 0 drops LP-FT, which needs
+        something to fine-tune after the linear probe.
+        """
+        base = self.config_params()
+        variants = [base]
+        for k in (self.freeze_depth - 1, self.freeze_depth + 1):
+            if 0 <= k <= self.num_blocks:
+                variant = {**base, "freeze_depth": k}
+                if k == 0:
+                    variant["lp_ft_epochs"] = 0
+                variants.append(variant)
+        for factor in (3.0, 1 / 3):
+            variants.append({**base, "base_lr": round(self.base_lr * factor, 6)})
+        unique: list[dict[str, Any]] = []
+        for variant in variants:
+            if variant not in unique:
+                unique.append(variant)
+        return unique
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: every field, signals and reasons included, plus the seeds."""
+        return {**asdict(self), "seeds": self.seed_params()}

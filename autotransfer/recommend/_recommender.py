@@ -1,0 +1,163 @@
+"""Recommenders: the extension point and the rule-based implementation."""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+
+from autotransfer.backbones import create_backbone, suggest_input_size
+from autotransfer.data import TransferDataset
+from autotransfer.errors import UserInputError
+from autotransfer.recommend._recommendation import Recommendation
+from autotransfer.recommend._rules import (
+    TABLE,
+    Budget,
+    Rule,
+    RuleInputs,
+    Thresholds,
+    check_budget,
+    decide,
+)
+from autotransfer.recommend._signals import draw_sample, measure_signals
+from autotransfer.recommend._similarity import bn_similarity, similarity
+
+
+class BaseRecommender(abc.ABC):
+    """Turns a dataset and a backbone into one recommended fine-tuning configuration.
+
+    Contract: the search calls :meth:`recommend` once per study, before any trial, and
+    enqueues ``seed_params()`` of the result as the first trials; the CLI and the HTTP API
+    call it directly. An implementation must not train, must not modify ``dataset``, must
+    return the same result for the same arguments (``seed`` fixes any sampling), should
+    take seconds on a CPU, and must explain itself: every reason cites the measured
+    number behind it. Invalid arguments raise :class:`~autotransfer.errors.UserInputError`.
+    """
+
+    @abc.abstractmethod
+    def recommend(
+        self,
+        dataset: TransferDataset,
+        backbone: str,
+        *,
+        weights: str = "DEFAULT",
+        input_size: int | None = None,
+        budget: Budget = "limited",
+        sample_size: int = 256,
+        seed: int = 0,
+    ) -> Recommendation:
+        """The recommended configuration for fine-tuning ``backbone`` on ``dataset``."""
+
+
+class RuleBasedRecommender(BaseRecommender):
+    """Measured profile + measured domain similarity + budget, through a table of rules."""
+
+    def __init__(self, table: tuple[Rule, ...] = TABLE, thresholds: Thresholds | None = None):
+        self.table = table
+        self.thresholds = thresholds or Thresholds()
+
+    def recommend(
+        self,
+        dataset: TransferDataset,
+        backbone: str,
+        *,
+        weights: str = "DEFAULT",
+        input_size: int | None = None,
+        budget: Budget = "limited",
+        sample_size: int = 256,
+        seed: int = 0,
+    ) -> Recommendation:
+        checked = check_budget(budget)
+        if not isinstance(sample_size, int) or sample_size < 8:
+            raise UserInputError(
+                f"sample_size must be an integer >= 8 (a few hundred is typical), but got "
+                f"{sample_size=}."
+            )
+        profile = dataset.profile()
+        size = input_size or suggest_input_size(backbone, profile.median_resolution)
+        net = create_backbone(
+            backbone, num_classes=max(2, profile.num_classes), weights=weights, input_size=size
+        )
+        images, labels = draw_sample(dataset, sample_size, seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            signals = measure_signals(net, images, labels, input_size=size, seed=seed)
+        score = similarity(signals)
+        outcome = decide(
+            RuleInputs(
+                num_train=profile.num_train,
+                samples_per_class_min=profile.samples_per_class_min,
+                similarity=score,
+                budget=checked,
+                num_blocks=net.num_blocks,
+            ),
+            self.thresholds,
+            self.table,
+        )
+        reasons = list(outcome.reasons)
+        measured = f"probe gain {signals.probe_gain:.2f}"
+        if signals.bn_shift is not None:
+            measured = (
+                f"BatchNorm shift {signals.bn_shift:.2f} → {bn_similarity(signals.bn_shift):.2f}, "
+                + measured
+            )
+        reasons[1] += f" ({measured}, on {signals.sample_size} images)"
+        reasons.append(
+            f"frozen top-block features separate the sample's {profile.num_classes} classes "
+            f"with {signals.top_probe_accuracy:.2f} accuracy (majority class "
+            f"{signals.chance:.2f}, lowest cut {signals.probe_accuracy[0]:.2f})"
+        )
+        reasons.append("optimizer SGD with Nesterov momentum 0.9: stable for pretrained layers")
+        return Recommendation(
+            backbone=backbone,
+            weights=weights,
+            dataset=dataset.name,
+            num_blocks=net.num_blocks,
+            input_size=size,
+            budget=checked,
+            strategy=outcome.rule.strategy,
+            freeze_depth=outcome.freeze_depth,
+            base_lr=outcome.base_lr,
+            head_lr_mult=outcome.head_lr_mult,
+            optimizer="sgd",
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            epochs=outcome.epochs,
+            lp_ft_epochs=outcome.lp_ft_epochs,
+            similarity=score,
+            size_class=outcome.size,
+            rule=outcome.rule.name,
+            signals={**signals.to_dict(), "similarity": score},
+            profile={
+                "num_train": profile.num_train,
+                "num_classes": profile.num_classes,
+                "samples_per_class_min": profile.samples_per_class_min,
+                "median_resolution": list(profile.median_resolution),
+                "channels": profile.channels,
+            },
+            reasons=reasons,
+            search_range=outcome.search_range,
+        )
+
+
+def recommend(
+    dataset: TransferDataset,
+    backbone: str,
+    *,
+    weights: str = "DEFAULT",
+    input_size: int | None = None,
+    budget: Budget = "limited",
+    sample_size: int = 256,
+    seed: int = 0,
+) -> Recommendation:
+    """The rule-based recommendation (see :class:`RuleBasedRecommender`)."""
+    return RuleBasedRecommender().recommend(
+        dataset,
+        backbone,
+        weights=weights,
+        input_size=input_size,
+        budget=budget,
+        sample_size=sample_size,
+        seed=seed,
+    )

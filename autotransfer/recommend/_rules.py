@@ -1,0 +1,215 @@
+"""The decision table, as data: dataset size × domain similarity × compute budget → a config.
+
+Rows follow the practitioners' table of DESIGN.md (small/similar: train the head;
+small/different: a few upper blocks; medium: upper blocks, deeper when different;
+large/different: full fine-tuning at 1/10 of the pretraining LR). ``decide`` picks the
+first row whose conditions match; a row's ``depth`` is a fraction of the backbone's
+blocks, so the same table serves a 9-block ResNet-18 and a 17-block EfficientNet-Lite0.
+
+Size classes take the *smaller* of two readings: the total number of training images and
+the number in the smallest class (a 60,000-image dataset with 20 images of one class is
+not "large" for that class). Below ``min_per_class`` images in some class nothing but the
+head is trained, whatever else holds.
+
+Learning rates: ``PRETRAIN_LR`` is the SGD learning rate ImageNet backbones are trained
+with (0.1 at batch 256, torchvision's recipe); pretrained blocks fine-tune at about 1/10
+of it, and the new head, which starts from random weights, at ``HEAD_LR_MULT`` times
+that. Calibration against the oracle grid of BENCHMARKS.md is in the table's comments and
+in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from autotransfer.errors import UserInputError
+from autotransfer.recommend._similarity import SIMILAR
+
+Size = Literal["tiny", "small", "medium", "large"]
+Budget = Literal["limited", "ample"]
+Strategy = Literal["feature_extraction", "partial", "full", "lp_ft"]
+BUDGETS: tuple[str, ...] = get_args(Budget)
+SIZES: tuple[str, ...] = get_args(Size)
+
+PRETRAIN_LR = 0.1
+HEAD_LR_MULT = 10.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where one size class ends and the next begins (counts of training images)."""
+
+    small_total: int = 5_000  # fewer in total: small
+    large_total: int = 50_000  # at least this many in total: large
+    small_per_class: int = 100  # fewer in the smallest class: small
+    large_per_class: int = 1_000  # at least this many in the smallest class: large
+    min_per_class: int = 10  # fewer in the smallest class: tiny, train only the head
+    similar: float = SIMILAR  # similarity at or above this: similar to ImageNet
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the table. ``None`` in a condition column matches anything."""
+
+    name: str
+    size: Size
+    similar: bool | None
+    budget: Budget | None
+    strategy: Strategy
+    depth: float  # trainable fraction of the blocks, 0 = head only, 1 = everything
+    lr_factor: float  # base LR = PRETRAIN_LR × lr_factor
+    epochs: int
+    practice: str  # the practice the row encodes, quoted in the reasons
+
+    def matches(self, size: Size, similar: bool, budget: Budget) -> bool:
+        return (
+            self.size == size and self.similar in (None, similar) and self.budget in (None, budget)
+        )
+
+
+# fmt: off
+TABLE: tuple[Rule, ...] = (
+    Rule("tiny", "tiny", None, None, "feature_extraction", 0.0, 0.1, 10,
+         "too few images per class to update any pretrained block"),
+    Rule("small-similar-limited", "small", True, "limited", "feature_extraction", 0.0, 0.1, 6,
+         "small and similar: freeze the backbone, train the head"),
+    Rule("small-similar-ample", "small", True, "ample", "lp_ft", 0.25, 0.1, 12,
+         "small and similar: train the head first, then gently the upper quarter (LP-FT)"),
+    Rule("small-different-limited", "small", False, "limited", "partial", 0.35, 0.3, 6,
+         "small and different: the head plus only some upper blocks"),
+    Rule("small-different-ample", "small", False, "ample", "lp_ft", 0.5, 0.3, 12,
+         "small and different: head first, then the upper half (LP-FT)"),
+    Rule("medium-similar-limited", "medium", True, "limited", "partial", 0.25, 0.1, 6,
+         "medium and similar: upper blocks and head"),
+    Rule("medium-similar-ample", "medium", True, "ample", "partial", 0.5, 0.1, 10,
+         "medium and similar: upper blocks and head, with budget for the upper half"),
+    Rule("medium-different-limited", "medium", False, "limited", "partial", 0.5, 0.3, 6,
+         "medium and different: upper blocks and head, deeper than for similar data"),
+    Rule("medium-different-ample", "medium", False, "ample", "partial", 0.75, 0.3, 10,
+         "medium and different: deeper than for similar data, budget for three quarters"),
+    Rule("large-similar-limited", "large", True, "limited", "feature_extraction", 0.0, 0.1, 3,
+         "large and similar: feature extraction already transfers well"),
+    Rule("large-similar-ample", "large", True, "ample", "partial", 0.25, 0.1, 6,
+         "large and similar: light fine-tuning of the upper blocks"),
+    Rule("large-different-limited", "large", False, "limited", "partial", 0.75, 0.1, 3,
+         "large and different: most blocks, the lowest stay frozen to save compute"),
+    Rule("large-different-ample", "large", False, "ample", "full", 1.0, 0.1, 6,
+         "large and different: full fine-tuning, LR about 1/10 of the original"),
+)
+# fmt: on
+
+
+@dataclass(frozen=True)
+class RuleInputs:
+    """The measured numbers a decision reads."""
+
+    num_train: int
+    samples_per_class_min: int
+    similarity: float
+    budget: Budget
+    num_blocks: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    rule: Rule
+    size: Size
+    similar: bool
+    freeze_depth: int
+    base_lr: float
+    head_lr_mult: float
+    epochs: int
+    lp_ft_epochs: int
+    search_range: dict[str, list[float]]
+    reasons: list[str] = field(default_factory=list)
+
+
+def check_budget(budget: str) -> Budget:
+    if budget not in BUDGETS:
+        raise UserInputError(
+            f"budget must be one of {', '.join(BUDGETS)}, but got budget={budget!r}; use "
+            "'limited' for a quick search on a laptop or 'ample' when GPU hours are cheap."
+        )
+    return budget  # type: ignore[return-value]
+
+
+def size_class(num_train: int, per_class: int, t: Thresholds = Thresholds()) -> Size:
+    """The smaller of the size classes read from the total and from the smallest class."""
+    if per_class < t.min_per_class:
+        return "tiny"
+    by_total = 0 if num_train < t.small_total else 1 if num_train < t.large_total else 2
+    by_class = 0 if per_class < t.small_per_class else 1 if per_class < t.large_per_class else 2
+    return ("small", "medium", "large")[min(by_total, by_class)]
+
+
+def depth_for(rule: Rule, num_blocks: int) -> int:
+    """``round(depth × blocks)``; a partial or LP-FT row always trains ≥ 1 and leaves ≥ 1 frozen."""
+    k = round(rule.depth * num_blocks)
+    if rule.strategy in ("partial", "lp_ft"):
+        k = min(max(k, 1), max(num_blocks - 1, 1))
+    return k
+
+
+def _reading(n: int, small: int, large: int) -> str:
+    if n < small:
+        return f"< {small:,}: small"
+    if n < large:
+        return f"{small:,}–{large - 1:,}: medium"
+    return f">= {large:,}: large"
+
+
+def _size_reason(x: RuleInputs, size: Size, t: Thresholds) -> str:
+    smallest = f"{x.samples_per_class_min:,} training images in the smallest class"
+    if size == "tiny":
+        return f"{smallest} (< {t.min_per_class}): too few to fine-tune any block"
+    by_total = _reading(x.num_train, t.small_total, t.large_total)
+    by_class = _reading(x.samples_per_class_min, t.small_per_class, t.large_per_class)
+    return (
+        f"{x.num_train:,} training images ({by_total}) and {smallest} ({by_class}): "
+        f"{size} dataset, the smaller reading"
+    )
+
+
+def decide(x: RuleInputs, t: Thresholds = Thresholds(), table: tuple[Rule, ...] = TABLE) -> Outcome:
+    """Apply the table to measured inputs; no training, no I/O."""
+    budget = check_budget(x.budget)
+    if x.num_blocks < 1:
+        raise ValueError(f"num_blocks must be >= 1, but got {x.num_blocks=}.")
+    size = size_class(x.num_train, x.samples_per_class_min, t)
+    similar = x.similarity >= t.similar
+    rule = next(r for r in table if r.matches(size, similar, budget))
+    k = depth_for(rule, x.num_blocks)
+    base_lr = round(PRETRAIN_LR * rule.lr_factor, 6)
+    lp_ft = max(1, rule.epochs // 3) if rule.strategy == "lp_ft" else 0
+    relation = ">=" if similar else "<"
+    reasons = [
+        _size_reason(x, size, t),
+        f"similarity {x.similarity:.2f} ({relation} {t.similar:.2f}): "
+        f"{'similar to' if similar else 'different from'} the ImageNet pretraining data",
+        f"budget {budget}: rule {rule.name!r}, {rule.practice}",
+        f"{x.num_blocks} blocks: freeze depth k = round({rule.depth:g} × {x.num_blocks}) = {k} "
+        f"({k} trainable, {x.num_blocks - k} frozen)",
+        f"base LR {base_lr:g} = {rule.lr_factor:g} × the {PRETRAIN_LR:g} pretraining LR; the new "
+        f"head at ×{HEAD_LR_MULT:g} ({base_lr * HEAD_LR_MULT:g}) because it starts from random "
+        "weights",
+    ]
+    if lp_ft:
+        reasons.append(f"LP-FT: the first {lp_ft} of {rule.epochs} epochs train the head only")
+    spread = max(1, round(x.num_blocks / 4))
+    search_range: dict[str, list[float]] = {
+        "freeze_depth": [max(0, k - spread), min(x.num_blocks, k + spread)],
+        "base_lr": [round(base_lr / 3, 6), round(base_lr * 3, 6)],
+    }
+    return Outcome(
+        rule=rule,
+        size=size,
+        similar=similar,
+        freeze_depth=k,
+        base_lr=base_lr,
+        head_lr_mult=HEAD_LR_MULT,
+        epochs=rule.epochs,
+        lp_ft_epochs=lp_ft,
+        search_range=search_range,
+        reasons=reasons,
+    )

@@ -1,0 +1,70 @@
+"""The recommender's audit trail: how the recommended trial ranked once the study ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+AUDIT_ATTR = "recommendation_audit"
+_SOURCE = "source"
+
+
+def _accuracy(t: FrozenTrial) -> float | None:
+    if t.state == TrialState.COMPLETE and t.values:
+        return float(t.values[0])
+    return None
+
+
+def _earliest_on_ties(item: tuple[float, int]) -> tuple[float, int]:
+    return item[0], -item[1]
+
+
+def audit_recommendation(study: optuna.Study) -> dict[str, Any] | None:
+    """Rank and accuracy gap of the recommended trial among the study's completed trials.
+
+    The recommended trial is the first trial marked ``source="recommender"`` (seeds are
+    enqueued in order, the recommendation first). ``rank`` is 1 + the number of completed
+    trials with a strictly higher accuracy, ``None`` when the recommended trial did not
+    complete (pruned or failed: then ``state`` says which). ``best_seed_*`` do the same for
+    the best of all the recommender's seeds (the recommendation and its neighbours).
+    Returns ``None`` for a study without recommender seeds.
+    """
+    trials = study.get_trials(deepcopy=False)
+    seeded = sorted(
+        (t for t in trials if t.user_attrs.get(_SOURCE) == "recommender"), key=lambda t: t.number
+    )
+    finished = [(acc, t.number) for t in trials if (acc := _accuracy(t)) is not None]
+    if not seeded or not finished:
+        return None
+    best_accuracy, best_trial = max(finished, key=_earliest_on_ties)
+    recommended = seeded[0]
+    accuracy = _accuracy(recommended)
+    seed_scores = [(acc, t.number) for t in seeded if (acc := _accuracy(t)) is not None]
+    best_seed = max(seed_scores, key=_earliest_on_ties) if seed_scores else None
+
+    def rank(value: float | None) -> int | None:
+        return None if value is None else 1 + sum(a > value for a, _ in finished)
+
+    return {
+        "recommended_trial": recommended.number,
+        "state": recommended.state.name,
+        "rank": rank(accuracy),
+        "of": len(finished),
+        "recommended_accuracy": accuracy,
+        "best_trial": best_trial,
+        "best_accuracy": best_accuracy,
+        "gap": None if accuracy is None else round(best_accuracy - accuracy, 6),
+        "best_seed_trial": best_seed[1] if best_seed else None,
+        "best_seed_rank": rank(best_seed[0]) if best_seed else None,
+        "best_seed_gap": round(best_accuracy - best_seed[0], 6) if best_seed else None,
+    }
+
+
+def record_audit(study: optuna.Study) -> dict[str, Any] | None:
+    """Compute the audit and store it on the study as ``"recommendation_audit"``."""
+    audit = audit_recommendation(study)
+    if audit is not None:
+        study.set_user_attr(AUDIT_ATTR, audit)
+    return audit
