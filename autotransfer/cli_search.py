@@ -137,6 +137,14 @@ def search_cmd(
     ] = 0.005,
     heartbeat_interval: int = 10,
     grace_period: int = 60,
+    backend: Annotated[str, typer.Option(help="optuna (this machine) or ray (Ray Tune)")] = (
+        "optuna"
+    ),
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster: auto, host:port or ray://host:port")
+    ] = None,
+    gpus_per_trial: Annotated[float, typer.Option(help="Ray: GPUs per trial (0.5 shares)")] = 0.0,
+    max_concurrent_trials: Annotated[int | None, typer.Option(help="Ray: trials at once")] = None,
     recommend: Annotated[
         bool, typer.Option(help="seed the first trials with the rule-based recommender")
     ] = True,
@@ -166,6 +174,10 @@ def search_cmd(
             on_corrupt=on_corrupt.value,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
+            backend=backend,
+            ray_address=ray_address,
+            gpus_per_trial=gpus_per_trial,
+            max_concurrent_trials=max_concurrent_trials,
             recommend=recommend,
         )
         prepared = prepare(request)

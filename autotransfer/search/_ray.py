@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from autotransfer.errors import UserInputError
 from autotransfer.search._prepared import PreparedSearch, Seed
+from autotransfer.search._request import SearchRequest
 from autotransfer.search._run import open_study
 from autotransfer.search._storage import is_journal, journal_path, make_storage
 from autotransfer.spec import (
@@ -101,6 +102,19 @@ def _init_ray(address: str | None) -> bool:
             f"`ray status --address {address.removeprefix('ray://')}` answers."
         ) from exc
     return True
+
+
+def _trial_slots(request: SearchRequest) -> int:
+    """How many trials the cluster holds at once. Tune starts one trial at a time for a
+    custom searcher unless told this, and reuses a finished trial's worker rather than
+    waiting for a new one on another node: a cluster would run one trial at a time."""
+    import ray
+
+    resources = ray.cluster_resources()
+    slots = resources.get("CPU", 1.0) // float(request.threads or 1)
+    if request.gpus_per_trial:
+        slots = min(slots, resources.get("GPU", 0.0) // request.gpus_per_trial)
+    return max(1, int(slots))
 
 
 def _worker_request(p: PreparedSearch) -> str:
@@ -224,7 +238,7 @@ def _new_tuner(
             # a cap, not the count: the searcher ends the run once enough trials finished;
             # failed trials are replaced up to this many
             num_samples=2 * missing + 2,
-            max_concurrent_trials=request.max_concurrent_trials,
+            max_concurrent_trials=request.max_concurrent_trials or _trial_slots(request),
             reuse_actors=True,  # a worker keeps torch imported and the dataset loaded
         ),
         run_config=tune.RunConfig(

@@ -1,0 +1,265 @@
+"""The Ray Tune backend: the compiler's Ray half, a real two-node cluster, resuming a run.
+
+The contract shared with the Optuna backend (seeds first, stopping, failures, records) is in
+``test_backend_contract.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
+from ray.tune.search.optuna import OptunaSearch
+
+from autotransfer.errors import UserInputError
+from autotransfer.search import SearchRequest, make_storage, run_search
+from autotransfer.spec import (
+    load_spec,
+    optuna_distributions,
+    packaged_specs,
+    parse_spec,
+    ray_scheduler,
+    ray_search_space,
+)
+
+DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
+# Ray's own processes should not write into the home folder (auth token) or phone home
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+EVERY_KIND = {
+    "name": "kinds",
+    "parameters": {
+        "freeze_depth": {"type": "depth", "blocks": [0, 2, "all"]},
+        "base_lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
+        "layer_decay": {"type": "float", "low": 0.5, "high": 1.0, "step": 0.1},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.3},
+        "batch_size": {"type": "int", "low": 8, "high": 64, "step": 8},
+        "lp_ft_epochs": {"type": "int", "low": 0, "high": 3},
+        "warmup_epochs": {"type": "int", "low": 1, "high": 16, "log": True},
+        "optimizer": {"type": "categorical", "choices": ["sgd", "adamw"]},
+        "augment": {"type": "bool"},
+    },
+}
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "autotransfer", *args]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _ray_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in RAY_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+# --- the compiler ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blocks", [9, 17])
+def test_ray_domains_convert_back_to_the_same_optuna_distributions(blocks: int) -> None:
+    specs = [parse_spec(EVERY_KIND, source="t")]
+    specs += [load_spec(n) for n in packaged_specs()]
+    checked = 0
+    for spec in specs:
+        if any(p.when for p in spec.parameters.values()):
+            continue
+        converted = OptunaSearch.convert_search_space(ray_search_space(spec, blocks))
+        assert converted == optuna_distributions(spec, blocks), spec.name
+        checked += 1
+    assert checked >= 4
+
+
+def test_conditions_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"\['momentum'\] of space 'full_finetune' have when"):
+        ray_search_space(load_spec("full_finetune"), 17)
+
+
+def _budget(**budget: object) -> dict[str, object]:
+    return {**EVERY_KIND, "budget": {"max_epochs": 9, **budget}}
+
+
+def test_schedulers_follow_the_spec_pruner() -> None:
+    sh = ray_scheduler(
+        parse_spec(
+            _budget(
+                min_epochs=1,
+                pruner={
+                    "type": "successive_halving",
+                    "reduction_factor": 3,
+                    "min_early_stopping_rate": 1,
+                },
+            ),
+            source="t",
+        )
+    )
+    assert isinstance(sh, AsyncHyperBandScheduler)
+    assert sh._max_t == 9 and len(sh._brackets) == 1
+    assert [rung for rung, _ in sh._brackets[0]._rungs][-1] == 3  # 1 · 3 ** 1
+    hb = ray_scheduler(parse_spec(_budget(pruner={"type": "hyperband"}), source="t"))
+    assert isinstance(hb, AsyncHyperBandScheduler) and len(hb._brackets) == 3  # log3(9) + 1
+    median = parse_spec(_budget(pruner={"type": "median", "n_warmup_steps": 2}), source="t")
+    assert isinstance(ray_scheduler(median), MedianStoppingRule)
+    none = parse_spec(_budget(pruner={"type": "none"}), source="t")
+    assert isinstance(ray_scheduler(none), FIFOScheduler)
+
+
+def test_bad_ray_settings_are_refused_before_any_trial(tmp_path: Path) -> None:
+    base = dict(
+        dataset=DATA,
+        space="small_data",
+        trials=1,
+        max_epochs=1,
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/bad.db",
+        device="cpu",
+        backend="ray",
+        recommend=False,
+    )
+    with pytest.raises(UserInputError, match=r"ray_address must be .* but got 'nohost'"):
+        run_search(SearchRequest(**{**base, "ray_address": "nohost"}))  # type: ignore[arg-type]
+    with pytest.raises(UserInputError, match="workers=2 is for the Optuna backend"):
+        run_search(SearchRequest(**{**base, "workers": 2}))  # type: ignore[arg-type]
+
+
+# --- a real two-node cluster ----------------------------------------------------------------
+
+
+def _process_tree(marker: str) -> set[int]:
+    """Processes whose command line holds ``marker`` (our cluster's temp folder), with
+    their descendants (Ray's worker processes); nothing of any other Ray instance."""
+    parents: dict[int, int] = {}
+    pids: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if marker.encode() in cmdline:
+            pids.add(int(entry.name))
+    while True:
+        children = {pid for pid, parent in parents.items() if parent in pids} - pids
+        if not children:
+            return pids
+        pids |= children
+
+
+def _stop_cluster(marker: str) -> None:
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        pids = _process_tree(marker)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while _process_tree(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def two_node_cluster() -> Iterator[str]:
+    """``ray start --head`` plus a second node joining it, one CPU each, on loopback.
+
+    Stopped afterwards, pass or fail, by killing exactly the processes that belong to this
+    cluster (``ray stop`` would stop every Ray instance on the machine).
+    """
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("the cluster clean-up reads /proc (Linux)")
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths
+    port = _free_port()
+    env = {**os.environ, **RAY_ENV}
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    head = ["--head", "--port", str(port), "--temp-dir", temp_dir, "--include-dashboard", "false"]
+
+    def agent() -> list[str]:  # Ray's fixed default would clash with other local instances
+        return ["--dashboard-agent-listen-port", str(_free_port())]
+
+    try:
+        for args in (head, ["--address", f"127.0.0.1:{port}"]):
+            started = subprocess.run(
+                [ray_cli, "start", *args, *common, *agent()],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert started.returncode == 0, started.stderr[-3000:]
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop_cluster(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_cli_search_on_a_two_node_cluster(two_node_cluster: str, tmp_path: Path) -> None:
+    # two learning rates of three cannot learn in two epochs: ASHA must stop such trials
+    space = {
+        "name": "cluster",
+        "parameters": {
+            "freeze_depth": {"type": "depth", "blocks": [0, 1]},
+            "base_lr": {"type": "categorical", "choices": [1.0e-7, 2.0e-7, 0.1]},
+        },
+        "fixed": {"optimizer": "sgd", "momentum": 0.9, "batch_size": 16},
+        "budget": {
+            "trials": 6,
+            "max_epochs": 2,
+            "pruner": {"type": "successive_halving", "reduction_factor": 3},
+            "sampler": {"type": "random"},
+        },
+    }
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(space))
+    url = f"sqlite:///{tmp_path}/cluster.db"
+    args = ["search", "--dataset", DATA, "--space", str(tmp_path / "cluster.yaml")]
+    args += ["--input-size", "32", "--device", "cpu", "--storage", url, "--study-name", "c"]
+    args += ["--backend", "ray", "--ray-address", two_node_cluster, "--threads", "1"]
+    done = subprocess.run(_cli(*args), cwd=tmp_path, capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "chosen freeze depth" in done.stdout
+
+    study = optuna.load_study(study_name="c", storage=make_storage(url))
+    trials = study.get_trials()
+    assert len([t for t in trials if t.state in FINISHED]) == 6
+    assert len({t.user_attrs["ray_node"] for t in trials}) == 2, "trials ran on both nodes"
+    seeds = [t for t in trials if t.user_attrs["source"] == "recommender"]
+    assert seeds and [t.number for t in seeds] == list(range(len(seeds))), "seeds ran first"
+    assert all(t.state in FINISHED for t in seeds)
+    hopeless = [t for t in trials if t.params["base_lr"] < 1e-6]
+    assert len(hopeless) >= 2, "the scenario needs weak trials"
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned and all(t.user_attrs["epochs_run"] == 1 for t in pruned), "ASHA stopped some"
+    for t in study.get_trials(states=FINISHED):
+        for key in ("backbone", "weights", "freeze_depth", "num_blocks", "input_size"):
+            assert key in t.user_attrs, (t.number, key)
+        assert t.user_attrs["dataset_fingerprint"] == study.user_attrs["dataset_fingerprint"]
+    # the study is where the Optuna tools look for it
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("optuna")), "studies", "--storage", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0 and " c " in listed.stdout, listed.stderr
