@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import optuna_dashboard
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
@@ -10,6 +12,7 @@ from autotransfer.errors import UserInputError
 from service.dashboard import DashboardMount, login_router
 from service.db import get_engine
 from service.routes import catalog_router, health_router, recommendations_router, studies_router
+from service.routes.catalog import backbone_table
 from service.settings import Settings, get_settings
 from service.views import read_storage
 
@@ -29,6 +32,7 @@ def create_app(settings: Settings | None = None):  # type: ignore[no-untyped-def
     """The API (a FastAPI app) wrapped so that the dashboard paths reach optuna-dashboard."""
     settings = settings or get_settings()
     get_engine(settings.database_url)  # creates the job table before the first request
+    threading.Thread(target=backbone_table, name="warm-backbones", daemon=True).start()
     api = FastAPI(title="autotransfer", version="1", description=DESCRIPTION)
     api.state.settings = settings
     api.add_exception_handler(UserInputError, _user_error)

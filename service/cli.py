@@ -33,7 +33,7 @@ def _worker_main(dev: bool) -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*experimental.*")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("service").setLevel(logging.INFO)
     from service.settings import Settings
     from service.worker import Worker
 

@@ -90,6 +90,17 @@ class DashboardMount:
                 scope = {**scope, "headers": [*scope["headers"], (b"accept-encoding", b"")]}
             await self.dashboard(scope, receive, send)
             return
+        if "text/html" in headers.get("accept", "") and path.startswith("/dashboard"):
+            # a browser opening the page: send it to the login form rather than a Basic prompt
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", b"/login"), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
         body = (
             b"<!doctype html><title>Log in</title><p>The dashboard needs an API key: "
             b'<a href="/login">log in</a>, or send it as the password of HTTP Basic.</p>'

@@ -60,12 +60,12 @@ def check_dataset(ref: str, roots: list[Path], field: str = "dataset") -> str:
             spec = SyntheticSpec.parse(options)
         except UserInputError as exc:
             raise RefError(field, f"{field}={ref!r}: {exc}") from None
-        size = spec.classes * spec.per_class * spec.size * spec.size * 3
+        size = spec.classes * spec.per_class * spec.channels * spec.size**2
         if size > MAX_SYNTHETIC_BYTES:
             raise RefError(
                 field,
                 f"{field}={ref!r} would generate {size / 2**20:.0f} MiB of images; keep "
-                f"classes × per_class × size² × 3 under {MAX_SYNTHETIC_BYTES // 2**20} MiB.",
+                f"classes × per_class × channels × size² under {MAX_SYNTHETIC_BYTES // 2**20} MiB.",
             )
         return ref
     if name == "fashion-mnist" and options:

@@ -155,11 +155,13 @@ class RecommendationCreate(BaseModel):
     )
 
     dataset: str = Field(min_length=1, max_length=1000)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    max_train: int | None = Field(None, ge=2, le=10_000_000)
     backbone: str = Field("efficientnet_lite0", max_length=100)
     weights: str = Field("DEFAULT", max_length=1000)
-    input_size: int | None = Field(None, ge=8, le=1024)
-    budget: str = Field("limited", pattern=r"^[a-z_]{1,30}$", description="e.g. limited")
-    sample_size: int = Field(256, ge=8, le=4096)
+    input_size: int | None = Field(None, ge=8, le=512)
+    budget: Literal["limited", "ample"] = "limited"
+    sample_size: int = Field(256, ge=8, le=1024, description="images probed for similarity")
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 

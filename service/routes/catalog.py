@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import APIRouter, HTTPException, status
 
 from autotransfer.backbones import get_family, list_backbones, num_blocks
@@ -43,18 +45,30 @@ def get_search_space(name: str) -> SearchSpacePublic:
     return _space(name)
 
 
+_lock = threading.Lock()
+_backbones: list[BackbonePublic] | None = None
+
+
+def backbone_table() -> list[BackbonePublic]:
+    """Computed once per process: counting blocks builds each architecture (tens of seconds
+    for the whole registry), so the app starts this in a background thread."""
+    global _backbones
+    with _lock:
+        if _backbones is None:
+            _backbones = [
+                BackbonePublic(
+                    name=name,
+                    family=get_family(name).name,
+                    blocks=num_blocks(name),
+                    weights=list(get_family(name).weight_names(name)),
+                )
+                for name in list_backbones()
+            ]
+        return _backbones
+
+
 @router.get("/backbones", response_model=BackbonesPublic)
 def list_backbones_route() -> BackbonesPublic:
     """Registered backbones with their block counts (the range of freeze depth) and weights."""
-    data = []
-    for name in list_backbones():
-        family = get_family(name)
-        data.append(
-            BackbonePublic(
-                name=name,
-                family=family.name,
-                blocks=num_blocks(name),
-                weights=list(family.weight_names(name)),
-            )
-        )
+    data = backbone_table()
     return BackbonesPublic(data=data, count=len(data))

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from autotransfer.backbones import list_backbones
+from autotransfer.data import load_dataset
 from autotransfer.errors import UserInputError
 from service.datarefs import RefError, check_dataset, check_weights
 from service.deps import SettingsDep, WriteKey
@@ -39,8 +40,11 @@ def create_recommendation(body: RecommendationCreate, settings: SettingsDep) -> 
     except RefError as exc:
         raise _unprocessable(exc.field, str(exc)) from None
     try:
+        data = load_dataset(
+            dataset, val_fraction=body.val_fraction, seed=body.seed, max_train=body.max_train
+        )
         result = recommend(
-            dataset,
+            data,
             body.backbone,
             weights=weights,
             input_size=body.input_size,

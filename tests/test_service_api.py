@@ -1,0 +1,372 @@
+"""The real app over HTTP: uvicorn in a subprocess, a worker process, an httpx client."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from service_helpers import KEY, OTHER_KEY, TINY, serve, service_env, spawn, stop, wait_for
+
+from service.settings import Settings
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+SLOW_SPEC = {
+    "name": "slow_for_cancel",
+    "parameters": {
+        "freeze_depth": {"type": "depth", "fraction": [0.0, 0.35]},
+        "base_lr": {"type": "float", "low": 0.003, "high": 0.1, "log": True},
+    },
+    "budget": {"trials": 20, "max_epochs": 5, "pruner": {"type": "none"}},
+}
+SLOW = {
+    "dataset": "synthetic:classes=3,per_class=40,size=32",
+    "spec": SLOW_SPEC,
+    "input_size": 32,
+    "recommend": False,
+}
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A data root holding one real .npz, and outside it a FIFO that hangs whoever reads it."""
+    base = tmp_path_factory.mktemp("service")
+    root, outside = base / "data", base / "outside"
+    root.mkdir()
+    outside.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(
+        root / "tiny.npz",
+        x=rng.integers(0, 255, size=(24, 16, 16, 3), dtype=np.uint8),
+        y=np.repeat(np.arange(3), 8),
+    )
+    os.mkfifo(outside / "trap.npz")
+    (outside / "folder").mkdir()
+    (root / "escape.npz").symlink_to(outside / "trap.npz")
+    (root / "escape_dir").symlink_to(outside / "folder")
+    return {"base": base, "root": root, "outside": outside}
+
+
+@pytest.fixture(scope="module")
+def service(layout: dict[str, Path]) -> Iterator[dict[str, Any]]:
+    env = service_env(
+        f"sqlite:///{layout['base'] / 'service.db'}",
+        api_keys=f"{KEY},{OTHER_KEY}",
+        data_roots=str(layout["root"]),
+        max_trials=50,
+        heartbeat_s=0.5,
+        poll_s=0.3,
+    )
+    log = layout["base"] / "service.log"
+    worker = spawn(["worker"], env, layout["base"] / "worker.log")
+    try:
+        with (
+            serve(env, log, "--no-worker") as base,
+            httpx.Client(base_url=base, timeout=30) as client,
+        ):
+            yield {"client": client, "base": base, "env": env}
+    finally:
+        stop(worker)
+
+
+def _client(service: dict[str, Any]) -> httpx.Client:
+    return service["client"]
+
+
+def _submit(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    r = client.post("/v1/studies", json=body, headers=AUTH)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def _state(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    r = client.get(f"/v1/studies/{job_id}", headers=AUTH)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_health_and_readiness(service: dict[str, Any]) -> None:
+    client = _client(service)
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz").json()
+    assert ready == {"status": "ok", "checks": {"job_store": "ok", "optuna_storage": "ok"}}
+
+
+def test_keys_are_required_and_checked(service: dict[str, Any]) -> None:
+    client = _client(service)
+    r = client.post("/v1/studies", json=TINY)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = client.post("/v1/studies", json=TINY, headers={"Authorization": "Bearer wrong-key"})
+    assert r.status_code == 403
+    assert client.get("/v1/studies").status_code == 401
+    assert client.get("/v1/backbones", headers={"Authorization": "Bearer nope"}).status_code == 403
+    r = client.get("/v1/studies", headers={"Authorization": f"Bearer {OTHER_KEY}"})
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({**TINY, "trials": 0}, "trials", "greater than or equal to 1"),
+        ({**TINY, "trials": 51}, "trials", "AUTOTRANSFER_MAX_TRIALS"),
+        ({**TINY, "colour": "red"}, "colour", "Extra inputs"),
+        ({**TINY, "backbone": "resnet9000"}, "backbone", "GET /v1/backbones"),
+        ({**TINY, "space": "nope"}, "space", "small_data"),
+        ({**TINY, "space": "/etc/passwd"}, "space", "packaged"),
+        ({**TINY, "spec": {"name": "x", "parameters": {"lr": 1}}}, "spec", "invalid"),
+        ({**TINY, "dataset": "synthetic:classes=100,per_class=2000"}, "dataset", "MiB"),
+        ({**TINY, "dataset": "synthetic:colour=1"}, "dataset", "not key=value"),
+        ({k: v for k, v in TINY.items() if k != "dataset"}, "dataset", "Field required"),
+    ],
+)
+def test_invalid_bodies_are_422_naming_the_field(
+    service: dict[str, Any], body: dict[str, Any], field: str, words: str
+) -> None:
+    r = _client(service).post("/v1/studies", json=body, headers=AUTH)
+    assert r.status_code == 422, r.text
+    errors = r.json()["detail"]
+    assert any(e["loc"][-1] == field and words in e["msg"] for e in errors), errors
+
+
+def test_traversal_is_refused_before_anything_is_read(
+    service: dict[str, Any], layout: dict[str, Path]
+) -> None:
+    client = _client(service)
+    before = client.get("/v1/studies", headers=AUTH).json()["count"]
+    outside = layout["outside"]
+    attempts = [
+        ("dataset", "../outside/trap.npz"),
+        ("dataset", "sub/../../outside/folder"),
+        ("dataset", str(outside / "trap.npz")),  # absolute, outside the roots
+        ("dataset", str(outside / "folder")),
+        ("dataset", "escape.npz"),  # a symlink in the root pointing out
+        ("dataset", str(layout["root"] / "escape_dir")),
+        ("dataset", "~/secret.npz"),
+        ("dataset", "fashion-mnist:../outside/folder"),
+        ("weights", "../outside/trap.npz"),
+        ("weights", str(outside / "trap.npz")),
+    ]
+    for field, value in attempts:
+        # a read of the FIFO would block: the short timeout turns that into a failure
+        r = client.post("/v1/studies", json={**TINY, field: value}, headers=AUTH, timeout=10)
+        assert r.status_code == 422, (value, r.text)
+        assert r.json()["detail"][0]["loc"] == ["body", field], r.text
+    assert client.get("/v1/studies", headers=AUTH).json()["count"] == before
+    # a file inside the root is accepted, by relative or absolute path
+    ok = _submit(client, {**TINY, "dataset": "tiny.npz", "study_name": "inside-root"})
+    assert _state(client, ok["id"])["request"]["dataset"] == str(layout["root"] / "tiny.npz")
+    client.post(f"/v1/studies/{ok['id']}/cancel", headers=AUTH)
+
+
+def test_submit_runs_and_reports_progress_then_result(service: dict[str, Any]) -> None:
+    client = _client(service)
+    r = client.post("/v1/studies", json={**TINY, "study_name": "api-tiny"}, headers=AUTH)
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert r.headers["location"] == f"/v1/studies/{accepted['id']}" == accepted["location"]
+    assert accepted["state"] == "queued" and accepted["study_name"] == "api-tiny"
+    seen: set[str] = set()
+
+    def finished() -> dict[str, Any] | None:
+        body = _state(client, accepted["id"])
+        seen.add(body["state"])
+        return body if body["state"] in ("succeeded", "failed", "cancelled") else None
+
+    body = wait_for(finished, 120, "the study to finish", every=0.1)
+    assert body["state"] == "succeeded", body
+    assert "running" in seen
+    progress = body["progress"]
+    assert progress["requested"] == 2 and progress["finished"] == 2
+    assert progress["complete"] + progress["pruned"] == 2 and progress["running"] == 0
+    assert 0.0 <= body["best_value"] <= 1.0
+    assert body["best_params"]["freeze_depth"] == body["chosen_params"]["freeze_depth"] or True
+    assert 0 <= body["chosen_freeze_depth"] <= body["num_blocks"] == 17
+    assert body["recommendation"] is None  # recommend=false: no seed, nothing recorded
+    trials = client.get(f"/v1/studies/{accepted['id']}/trials", headers=AUTH).json()
+    assert trials["count"] == 2 and [t["number"] for t in trials["data"]] == [0, 1]
+    first = trials["data"][0]
+    assert first["intermediate_values"] == {"1": first["user_attrs"]["final_val_accuracy"]}
+    assert "freeze_depth" in first["params"] and first["user_attrs"]["source"] == "sampler"
+    page = client.get(
+        f"/v1/studies/{accepted['id']}/trials", params={"offset": 1, "limit": 1}, headers=AUTH
+    ).json()
+    assert page["count"] == 2 and [t["number"] for t in page["data"]] == [1]
+
+
+def test_list_is_paginated_and_filtered(service: dict[str, Any]) -> None:
+    client = _client(service)
+    made = [_submit(client, {**SLOW, "study_name": f"page-{i}"})["id"] for i in range(3)]
+    for job_id in made:
+        assert client.post(f"/v1/studies/{job_id}/cancel", headers=AUTH).status_code == 202
+    wait_for(
+        lambda: all(_state(client, j)["state"] == "cancelled" for j in made), 60, "cancellations"
+    )
+    seen: list[str] = []
+    offset = 0
+    while True:
+        page = client.get(
+            "/v1/studies",
+            params={"state": "cancelled", "offset": offset, "limit": 2},
+            headers=AUTH,
+        ).json()
+        assert len(page["data"]) <= 2
+        assert all(s["state"] == "cancelled" for s in page["data"])
+        seen += [s["id"] for s in page["data"]]
+        offset += 2
+        if offset >= page["count"]:
+            break
+    assert set(made) <= set(seen) and len(seen) == len(set(seen)) == page["count"]
+    assert seen.index(made[2]) < seen.index(made[0])  # newest first
+    assert client.get("/v1/studies", params={"limit": 0}, headers=AUTH).status_code == 422
+    assert client.get("/v1/studies", params={"state": "x"}, headers=AUTH).status_code == 422
+
+
+def test_cancel_stops_the_running_trial_and_delete_waits(service: dict[str, Any]) -> None:
+    client = _client(service)
+    job = _submit(client, {**SLOW, "study_name": "to-cancel"})
+
+    def mid_trial() -> bool:
+        trials = client.get(
+            f"/v1/studies/{job['id']}/trials", params={"state": "running"}, headers=AUTH
+        ).json()["data"]
+        return bool(trials and trials[0]["intermediate_values"])
+
+    wait_for(mid_trial, 120, "a trial with at least one epoch")
+    r = client.delete(f"/v1/studies/{job['id']}", headers=AUTH)
+    assert r.status_code == 409 and "cancel it first" in r.json()["detail"]
+    r = client.post(f"/v1/studies/{job['id']}/cancel", headers=AUTH)
+    assert r.status_code == 202 and r.json()["cancel_requested"] is True
+    body = wait_for(
+        lambda: (b := _state(client, job["id"]))["state"] == "cancelled" and b, 60, "cancel"
+    )
+    assert body["progress"]["running"] == 0 and body["progress"]["finished"] < 20
+    trials = client.get(
+        f"/v1/studies/{job['id']}/trials", params={"state": "fail"}, headers=AUTH
+    ).json()["data"]
+    # the trial running at the cancel stopped at its next epoch, before its 5 epochs
+    assert any(t["user_attrs"]["error"].startswith("TrialCancelled") for t in trials), trials
+    assert all(t["user_attrs"]["epochs_run"] < 5 for t in trials)
+    assert client.post(f"/v1/studies/{job['id']}/cancel", headers=AUTH).status_code == 202
+    assert client.delete(f"/v1/studies/{job['id']}").status_code == 401
+    assert client.delete(f"/v1/studies/{job['id']}", headers=AUTH).status_code == 204
+    assert client.get(f"/v1/studies/{job['id']}", headers=AUTH).status_code == 404
+    assert client.post(f"/v1/studies/{job['id']}/cancel", headers=AUTH).status_code == 404
+
+
+def test_catalog_routes(service: dict[str, Any]) -> None:
+    client = _client(service)
+    spaces = client.get("/v1/search-spaces", headers=AUTH).json()
+    assert {"default", "small_data"} <= {s["name"] for s in spaces["data"]}
+    one = client.get("/v1/search-spaces/small_data", headers=AUTH).json()
+    assert "freeze_depth" in one["spec"]["parameters"] and one["description"]
+    assert client.get("/v1/search-spaces/nope", headers=AUTH).status_code == 404
+    r = client.get("/v1/backbones", headers=AUTH, timeout=120)  # first call builds each one
+    backbones = {b["name"]: b for b in r.json()["data"]}
+    assert backbones["efficientnet_lite0"]["blocks"] == 17
+    assert "DEFAULT" in backbones["efficientnet_lite0"]["weights"]
+
+
+def test_openapi_has_examples_for_every_body(service: dict[str, Any]) -> None:
+    schema = _client(service).get("/openapi.json").json()
+    bodies = [
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+        for path in schema["paths"].values()
+        for op in path.values()
+        if "requestBody" in op
+    ]
+    assert "StudyCreate" in bodies
+    for name in bodies:
+        assert schema["components"]["schemas"][name]["examples"], name
+
+
+def test_dashboard_needs_a_key_and_the_login_sets_a_cookie(service: dict[str, Any]) -> None:
+    client = _client(service)
+    r = client.get("/dashboard")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+    assert client.get("/api/studies").status_code == 401
+    bad = base64.b64encode(b"me:wrong-key").decode()
+    assert client.get("/dashboard", headers={"Authorization": f"Basic {bad}"}).status_code == 401
+    good = base64.b64encode(f"me:{KEY}".encode()).decode()
+    r = client.get("/dashboard", headers={"Authorization": f"Basic {good}"})
+    assert r.status_code == 200 and "Optuna Dashboard" in r.text
+    r = client.get("/static/bundle.js", headers=AUTH)  # also without Accept-Encoding
+    assert r.status_code == 200
+    with httpx.Client(base_url=service["base"], timeout=30) as browser:
+        assert browser.post("/login", data={"key": "wrong"}).status_code == 403
+        r = browser.post("/login", data={"key": KEY})
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard"
+        studies = browser.get("/api/studies")
+        assert studies.status_code == 200
+        assert "study_summaries" in studies.json()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "AUTOTRANSFER_API_KEYS is empty"),
+        ({"AUTOTRANSFER_API_KEYS": "short, also-short"}, "key #1, key #2 shorter than 16"),
+    ],
+)
+def test_settings_refuse_insecure_defaults(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name in [k for k in os.environ if k.startswith("AUTOTRANSFER_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+    monkeypatch.setenv("AUTOTRANSFER_DEV", "1")
+    assert Settings().dev  # development mode may run without keys
+    monkeypatch.setenv("AUTOTRANSFER_DEV", "0")
+    monkeypatch.setenv("AUTOTRANSFER_API_KEYS", f" {KEY} ,{OTHER_KEY},")
+    monkeypatch.setenv("AUTOTRANSFER_DATA_ROOTS", "/srv/a,/srv/b")
+    settings = Settings()
+    assert settings.api_keys == [KEY, OTHER_KEY]
+    assert settings.data_roots == [Path("/srv/a"), Path("/srv/b")]
+
+
+def test_server_refuses_to_start_without_keys(tmp_path: Path) -> None:
+    env = service_env(f"sqlite:///{tmp_path / 'x.db'}")
+    result = subprocess.run(
+        [sys.executable, "-m", "autotransfer", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "AUTOTRANSFER_API_KEYS is empty" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_recommendation_alone(service: dict[str, Any], layout: dict[str, Path]) -> None:
+    client = _client(service)
+    body = {
+        "dataset": "synthetic:classes=3,per_class=20,size=32",
+        "input_size": 32,
+        "sample_size": 32,
+    }
+    assert client.post("/v1/recommendations", json=body).status_code == 401
+    r = client.post("/v1/recommendations", json=body, headers=AUTH, timeout=120)
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert rec["backbone"] == "efficientnet_lite0" and rec["num_blocks"] == 17
+    assert 0 <= rec["freeze_depth"] <= 17 and rec["seeds"]
+    r = client.post(
+        "/v1/recommendations",
+        json={**body, "dataset": str(layout["outside"] / "trap.npz")},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "dataset"]
+    r = client.post("/v1/recommendations", json={**body, "budget": "lavish"}, headers=AUTH)
+    assert r.status_code == 422
