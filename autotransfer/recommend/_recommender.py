@@ -78,7 +78,7 @@ class RuleBasedRecommender(BaseRecommender):
         net = create_backbone(
             backbone, num_classes=max(2, profile.num_classes), weights=weights, input_size=size
         )
-        images, labels = draw_sample(dataset, sample_size, seed)
+        images, labels = draw_sample(dataset, sample_size, seed, input_size=size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             signals = measure_signals(net, images, labels, input_size=size, seed=seed)

@@ -20,6 +20,7 @@ in docs/benchmarks.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -145,7 +146,7 @@ def size_class(num_train: int, per_class: int, t: Thresholds = Thresholds()) -> 
 
 def depth_for(rule: Rule, num_blocks: int) -> int:
     """``round(depth × blocks)``; a partial or LP-FT row always trains ≥ 1 and leaves ≥ 1 frozen."""
-    k = round(rule.depth * num_blocks)
+    k = math.floor(rule.depth * num_blocks + 0.5)  # half up: 0.5 × 17 blocks is 9, not 8
     if rule.strategy in ("partial", "lp_ft"):
         k = min(max(k, 1), max(num_blocks - 1, 1))
     return k
@@ -190,9 +191,14 @@ def decide(x: RuleInputs, t: Thresholds = Thresholds(), table: tuple[Rule, ...] 
         f"budget {budget}: rule {rule.name!r}, {rule.practice}",
         f"{x.num_blocks} blocks: freeze depth k = round({rule.depth:g} × {x.num_blocks}) = {k} "
         f"({k} trainable, {x.num_blocks - k} frozen)",
-        f"base LR {base_lr:g} = {rule.lr_factor:g} × the {PRETRAIN_LR:g} pretraining LR; the new "
-        f"head at ×{HEAD_LR_MULT:g} ({base_lr * HEAD_LR_MULT:g}) because it starts from random "
-        "weights",
+        f"base LR {base_lr:g} = {rule.lr_factor:g} × the {PRETRAIN_LR:g} pretraining LR "
+        + (
+            "(the usual 1/10 for fine-tuning)"
+            if rule.lr_factor == 0.1
+            else "(above the usual 1/10: features must move further from ImageNet)"
+        )
+        + f"; the new head at ×{HEAD_LR_MULT:g} ({base_lr * HEAD_LR_MULT:g}) because it starts "
+        "from random weights",
     ]
     if lp_ft:
         reasons.append(f"LP-FT: the first {lp_ft} of {rule.epochs} epochs train the head only")

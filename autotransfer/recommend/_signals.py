@@ -59,8 +59,14 @@ class DomainSignals:
         return asdict(self)
 
 
-def draw_sample(dataset: TransferDataset, size: int, seed: int) -> tuple[Tensor, Tensor]:
-    """Up to ``size`` training images (uint8, native size) and labels, class-stratified."""
+def draw_sample(
+    dataset: TransferDataset, size: int, seed: int, *, input_size: int
+) -> tuple[Tensor, Tensor]:
+    """Up to ``size`` training images, resized to ``input_size``, and labels, class-stratified.
+
+    Each image is resized as it is read, so a sample of large photographs never sits in
+    memory at native resolution.
+    """
     labels = dataset.train.labels.numpy()
     rng = np.random.default_rng(seed)
     if len(labels) <= size:
@@ -72,16 +78,8 @@ def draw_sample(dataset: TransferDataset, size: int, seed: int) -> tuple[Tensor,
             idx[i] for i in range(max(map(len, per_class))) for idx in per_class if i < len(idx)
         ]
         chosen = np.sort(np.asarray(order[:size]))
-    images = [dataset.train[int(i)][0] for i in chosen]
-    return _stack(images), torch.as_tensor(labels[chosen], dtype=torch.int64)
-
-
-def _stack(images: list[Tensor]) -> Tensor:
-    shapes = {tuple(im.shape) for im in images}
-    if len(shapes) == 1:
-        return torch.stack(images)
-    side = max(max(im.shape[-2:]) for im in images)
-    return torch.stack([resize_uint8(im, side) for im in images])
+    images = [resize_uint8(dataset.train[int(i)][0], input_size) for i in chosen]
+    return torch.stack(images), torch.as_tensor(labels[chosen], dtype=torch.int64)
 
 
 def _block_roots(backbone: Backbone) -> dict[int, nn.Module]:
