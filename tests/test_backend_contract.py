@@ -1,10 +1,11 @@
 """One contract for both search backends (Optuna and Ray Tune), run on the same real search.
 
-The scenario makes every outcome certain rather than likely: the seeds run first and, in this
-order, are a good configuration, one that raises (label smoothing 1.0 is not a valid
-setting), and two with a hopeless learning rate that stay at chance after the first epoch,
-so the pruner (Optuna) or scheduler (ASHA) must stop them there. One trial at a time keeps
-the order fixed on Ray as well.
+The space has a condition (``layer_decay`` only at depth 1), so Ray samples it define-by-run
+through ``OptunaSearch``. The scenario makes every outcome certain rather than likely: the
+seeds run first and, in this order, are a good configuration, one that raises (label
+smoothing 1.0 is not a valid setting), and two with a hopeless learning rate that stay at
+chance after the first epoch, so the pruner (Optuna) or scheduler (ASHA) must stop them
+there. One trial at a time keeps the order fixed on Ray as well.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ SPACE = {
         "freeze_depth": {"type": "depth", "blocks": [0, 1]},
         "base_lr": {"type": "float", "low": 1.0e-7, "high": 0.2, "log": True},
         "label_smoothing": {"type": "categorical", "choices": [0.0, 1.0]},
+        # a condition: Ray samples this spec define-by-run, with Optuna's own distributions
+        "layer_decay": {"type": "float", "low": 0.5, "high": 1.0, "when": {"freeze_depth": 1}},
     },
     "fixed": {"optimizer": "sgd", "momentum": 0.9, "batch_size": 16},
     "budget": {
@@ -89,7 +92,7 @@ def study(
             request.getfixturevalue("ray_session")
         root = tmp_path_factory.mktemp(backend)
         space = root / "contract.yaml"
-        space.write_text(yaml.safe_dump(SPACE))
+        space.write_text(yaml.safe_dump(SPACE, sort_keys=False))
         search = SearchRequest(
             dataset=DATA,
             space=str(space),
@@ -111,7 +114,8 @@ def study(
 
 def test_seeds_run_first_in_order_and_are_marked(study: optuna.Study) -> None:
     trials = study.get_trials()
-    assert [t.params for t in trials[:4]] == [s.params for s in SEEDS]
+    for trial, seed in zip(trials, SEEDS, strict=False):
+        assert seed.params.items() <= trial.params.items(), (trial.params, seed.params)
     assert [t.user_attrs["source"] for t in trials[:4]] == ["recommender"] * 4
     assert all(t.user_attrs["source"] == "sampler" for t in trials[4:])
     assert study.user_attrs["seeds_enqueued"] == 4
@@ -156,6 +160,8 @@ def test_records_look_the_same(study: optuna.Study) -> None:
             assert trial.user_attrs["final_val_accuracy"] == trial.intermediate_values[2]
             best = trial.user_attrs["best_epoch"]
             assert trial.intermediate_values[best] == trial.value
+    for trial in study.trials:
+        assert ("layer_decay" in trial.params) == (trial.params["freeze_depth"] == 1)
     fingerprints = {t.user_attrs.get("dataset_fingerprint") for t in study.trials}
     assert fingerprints - {None} == {study.user_attrs["dataset_fingerprint"]}
     assert {"backbone", "dataset_fingerprint", "num_blocks", "space", "spec"} <= set(

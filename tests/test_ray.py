@@ -263,3 +263,90 @@ def test_cli_search_on_a_two_node_cluster(two_node_cluster: str, tmp_path: Path)
         timeout=120,
     )
     assert listed.returncode == 0 and " c " in listed.stdout, listed.stderr
+
+
+# --- a local Ray: conditions, start and shut-down, resuming ---------------------------------
+
+
+@pytest.mark.slow
+def test_conditional_space_on_a_local_ray_started_and_shut_down(tmp_path: Path) -> None:
+    import ray
+
+    space = {
+        "name": "conditional",
+        "parameters": {
+            "freeze_depth": {"type": "depth", "blocks": [0, 1]},
+            "optimizer": {"type": "categorical", "choices": ["sgd", "adamw"]},
+            "momentum": {"type": "float", "low": 0.8, "high": 0.95, "when": {"optimizer": "sgd"}},
+        },
+        "fixed": {"batch_size": 16, "base_lr": 0.01},
+        "budget": {"trials": 3, "max_epochs": 1, "sampler": {"type": "random"}},
+    }
+    (tmp_path / "conditional.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
+    request = SearchRequest(
+        dataset=DATA,
+        space=str(tmp_path / "conditional.yaml"),  # sampled define-by-run through OptunaSearch
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/cond.db",
+        study_name="cond",
+        device="cpu",
+        threads=1,
+        backend="ray",
+        recommend=False,
+    )
+    study = run_search(request, seeds=[])
+    assert not ray.is_initialized(), "the Ray instance the search started is shut down"
+    trials = study.get_trials(states=FINISHED)
+    assert len(trials) == 3
+    for t in trials:
+        assert ("momentum" in t.params) == (t.params["optimizer"] == "sgd"), t.params
+    assert (tmp_path / "ray_results" / "cond" / ".autotransfer-done").exists()
+
+
+def _counts(url: str, name: str) -> dict[TrialState, int]:
+    try:
+        study = optuna.load_study(study_name=name, storage=make_storage(url))
+    except KeyError:
+        return {}
+    counts: dict[TrialState, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state] = counts.get(t.state, 0) + 1
+    return counts
+
+
+@pytest.mark.slow
+def test_interrupted_ray_search_resumes_with_tuner_restore(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/resume.db"
+    args = _cli(
+        *["search", "--dataset", DATA, "--space", "small_data", "--trials", "3"],
+        *["--max-epochs", "3", "--input-size", "32", "--device", "cpu", "--threads", "1"],
+        *["--storage", url, "--study-name", "r", "--backend", "ray", "--no-recommend"],
+        *["--max-concurrent-trials", "1"],
+    )
+    env = {**os.environ, **RAY_ENV}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # interrupt once a trial finished and another runs
+        c = _counts(url, "r")
+        if c.get(TrialState.COMPLETE, 0) + c.get(TrialState.PRUNED, 0) >= 1 and c.get(
+            TrialState.RUNNING
+        ):
+            break
+        assert proc.poll() is None, "the search ended before it could be interrupted"
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)  # Ctrl+C: Tune saves the experiment and stops
+    assert proc.wait(timeout=120) != 0
+    interrupted = _counts(url, "r")
+    assert interrupted.get(TrialState.RUNNING) == 1, interrupted
+
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-4000:]
+    study = optuna.load_study(study_name="r", storage=make_storage(url))
+    trials = study.get_trials()
+    # the interrupted trial was resumed, not replaced: three trials, all finished
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3, [t.state for t in trials]
+    assert all(list(t.intermediate_values) == [1, 2, 3] for t in trials)
+    assert len({t.user_attrs["ray_trial_id"] for t in trials}) == 3
+    experiments = sorted(p.name for p in (tmp_path / "ray_results").iterdir())
+    assert experiments == ["r"], "Tuner.restore continued the same experiment"
+    assert (tmp_path / "ray_results" / "r" / ".autotransfer-done").exists()

@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from autotransfer.errors import UserInputError
 from autotransfer.search._prepared import PreparedSearch, Seed
+from autotransfer.search._ray_searcher import RAY_TRIAL_ATTR
 from autotransfer.search._request import SearchRequest
 from autotransfer.search._run import open_study
 from autotransfer.search._storage import is_journal, journal_path, make_storage
@@ -179,7 +180,7 @@ def run_ray_search(
             )
         else:
             tuner = _new_tuner(p, seeds, trainable, param_space, root, name, missing)
-        grid = tuner.fit()
+        tuner.fit()
     finally:
         searcher_mod._STOP_CHECKS.pop(p.study_name, None)
         searcher_mod._DEADLINES.pop(p.study_name, None)
@@ -187,7 +188,8 @@ def run_ray_search(
             import ray
 
             ray.shutdown()
-    if grid.num_terminated + grid.num_errors < len(grid):
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if any(RAY_TRIAL_ATTR in t.user_attrs for t in running):  # Tune stopped on Ctrl+C
         raise KeyboardInterrupt(
             f"the Ray run was interrupted; run the same search again to resume {root / name}"
         )
