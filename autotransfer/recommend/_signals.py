@@ -22,6 +22,7 @@ the pretrained features themselves.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -84,7 +85,7 @@ def draw_sample(
 
 def _block_roots(backbone: Backbone) -> dict[int, nn.Module]:
     """Per block, the deepest module holding all of the block's parameters, if not the root."""
-    prefixes: dict[int, list[str]] = {}
+    prefixes: dict[int, list[list[str]]] = {}
     for name in backbone.block_of:
         block = backbone.block_of[name]
         if block != HEAD:
@@ -176,7 +177,7 @@ def measure_signals(
     bn_shift: dict[str, float] = {}
     modules = dict(model.named_modules())
 
-    def tap(block: int, module: nn.Module):  # type: ignore[no-untyped-def]
+    def tap(block: int, module: nn.Module) -> Callable[..., None]:
         def hook(_m: nn.Module, _inp: Any, output: Any) -> None:
             pooled = _pool(output, module)
             if pooled is not None:
@@ -184,7 +185,7 @@ def measure_signals(
 
         return hook
 
-    def bn_hook(name: str):  # type: ignore[no-untyped-def]
+    def bn_hook(name: str) -> Callable[..., None]:
         def hook(m: _BatchNorm, inp: tuple[Tensor, ...]) -> None:
             x = inp[0].float().transpose(0, 1).reshape(inp[0].shape[1], -1)
             assert m.running_mean is not None and m.running_var is not None
