@@ -23,15 +23,21 @@ from autotransfer.backbones._registry import (
     resolve_weights,
     suggest_input_size,
 )
+from autotransfer.backbones._split import FLATTEN, GLOBAL_POOL, ForwardPlan, PlanError, Steps
 from autotransfer.backbones._state_dict import read_state_dict
 
 __all__ = [
+    "FLATTEN",
+    "GLOBAL_POOL",
     "HEAD",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Backbone",
     "BackboneFamily",
     "BlockLayout",
+    "ForwardPlan",
+    "PlanError",
+    "Steps",
     "check_input_size",
     "create_backbone",
     "families",

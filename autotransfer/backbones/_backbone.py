@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from autotransfer.backbones._layout import HEAD, BlockLayout
+from autotransfer.backbones._split import ForwardPlan, PlanError, Step, Steps
 from autotransfer.errors import ConfigError
 
 
@@ -15,9 +16,11 @@ class Backbone(nn.Module):
     """A network whose parameters are split into ``num_blocks`` ordered blocks and a head.
 
     Freeze depth ``k`` (:meth:`set_freeze_depth`) makes the top ``k`` blocks and the head
-    trainable and everything below frozen: ``requires_grad=False`` and, for BatchNorm layers
-    in frozen blocks, running statistics fixed because those layers stay in eval mode even
-    after ``train()``. ``k = 0`` is feature extraction, ``k = num_blocks`` full fine-tuning.
+    trainable and everything below frozen: ``requires_grad=False``, and frozen blocks stay in
+    eval mode even after ``train()``, so their BatchNorm statistics are fixed and their
+    dropout and stochastic depth are off. The frozen part is then a pure function of its
+    input, which is what lets :meth:`split` cache its output. ``k = 0`` is feature
+    extraction, ``k = num_blocks`` full fine-tuning.
 
     >>> import torch
     >>> from torch import nn
@@ -51,6 +54,7 @@ class Backbone(nn.Module):
         mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
         std: tuple[float, float, float] = (0.229, 0.224, 0.225),
         weights: str = "none",
+        steps: list[Step] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -67,8 +71,32 @@ class Backbone(nn.Module):
         norm_names = [n for n, m in model.named_modules() if isinstance(m, _BatchNorm)]
         assigned = layout.assign([f"{n}." for n in norm_names])
         self._norm_block = {n: assigned[f"{n}."] for n in norm_names if assigned[f"{n}."] != HEAD}
+        self._block_roots = self._single_block_modules()
         self.freeze_depth = self.num_blocks
         self.freeze_bn_stats = False
+        self._plan: ForwardPlan | None = None
+        self.split_unavailable: str | None = f"{name} declares no forward steps"
+        if steps is not None:
+            try:
+                self._plan = ForwardPlan(model, steps, self.block_of)
+                self.split_unavailable = None
+            except PlanError as exc:
+                self.split_unavailable = f"{name}: {exc}"
+
+    def _single_block_modules(self) -> list[tuple[str, int]]:
+        """Outermost modules whose parameters all lie in one block (eval'd when it is frozen)."""
+        single: dict[str, int] = {}
+        for name, module in self.model.named_modules():
+            blocks = {
+                self.block_of[f"{name}.{p}" if name else p] for p, _ in module.named_parameters()
+            }
+            if len(blocks) == 1 and HEAD not in blocks:
+                single[name] = blocks.pop()
+        return [
+            (name, block)
+            for name, block in single.items()
+            if name and name.rpartition(".")[0] not in single
+        ]
 
     def forward(self, x):
         return self.model(x)
@@ -122,9 +150,27 @@ class Backbone(nn.Module):
         super().train(mode)
         if mode:
             modules = dict(self.model.named_modules())
+            first = self.first_trainable_block()
+            for name, block in self._block_roots:
+                if block < first:
+                    modules[name].eval()
             for name in self.frozen_norm_names():
                 modules[name].eval()
         return self
+
+    def split(self, k: int | None = None) -> tuple[Steps, Steps]:
+        """The forward pass cut below the lowest trainable block at depth ``k``.
+
+        Returns ``(prefix, suffix)`` with ``suffix(prefix(x)) == self(x)``: the prefix runs the
+        frozen blocks ``0..n-k-1`` (at ``k = 0`` up to the pooled feature vector), the suffix
+        the trainable blocks and the head, dropout included. Raises ``ValueError`` when
+        :attr:`split_unavailable` says why this network cannot be split.
+        """
+        if self._plan is None:
+            raise ValueError(f"cannot split the forward pass: {self.split_unavailable}")
+        depth = self.freeze_depth if k is None else k
+        self.check_freeze_depth(depth)
+        return self._plan.split(self.first_trainable_block(depth))
 
     def block_parameters(self, block: int) -> Iterator[tuple[str, nn.Parameter]]:
         """``(name, parameter)`` pairs of one block (``HEAD`` = -1 for the head)."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from torch import nn
 
 from autotransfer.backbones._layout import BlockLayout
+from autotransfer.backbones._split import PlanError, Step, expand_forward
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,3 +53,20 @@ class BackboneFamily(ABC):
     def adapt_input_size(self, model: nn.Module, variant: str, input_size: int) -> nn.Module:
         """Adjust a built (and weight-loaded) network to ``input_size``; most need nothing."""
         return model
+
+    def forward_steps(self, model: nn.Module, variant: str) -> list[Step] | None:
+        """The forward pass of ``model`` (head already replaced) as ordered steps, or None.
+
+        The default expands the layout's declared ``forward``; a family overrides this only
+        when a step needs more than ``module(x)`` (EfficientNet-Lite's per-block drop rate).
+        None means the forward cannot be split, and cached training falls back to the full
+        network.
+        """
+        spec = self.layout(variant).forward
+        if spec is None:
+            return None
+        try:
+            return expand_forward(model, spec)
+        except PlanError as exc:
+            log.warning("%s: declared forward steps do not fit the network (%s)", variant, exc)
+            return None

@@ -23,6 +23,8 @@ class BlockLayout:
     classifier; ``superseded`` lists modules (pretrained dropouts) replaced by identities
     because the new head brings its own dropout. Names matching ``no_weight_decay`` are kept
     out of weight decay like norms and biases (position embeddings, class tokens).
+    ``forward`` declares the forward pass as ordered steps so it can be split at a block
+    boundary (see ``_split.py``); ``None`` for families whose forward is not a sequence.
 
     Names are matched with a trailing dot appended to module names, so one pattern serves
     both ``layer1.0.bn1.weight`` (a parameter) and ``layer1.0.bn1`` (a module).
@@ -42,6 +44,7 @@ class BlockLayout:
     neck: str | None = None
     superseded: tuple[str, ...] = ()
     no_weight_decay: str | None = None
+    forward: tuple[str, ...] | None = None
 
     @cached_property
     def _stem_re(self) -> re.Pattern[str]:

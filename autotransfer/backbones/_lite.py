@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import re
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from autotransfer.backbones._family import BackboneFamily
 from autotransfer.backbones._layout import BlockLayout
+from autotransfer.backbones._split import FLATTEN, Step
 from autotransfer.backbones._state_dict import load_state_dict_file
 from autotransfer.errors import WeightsError
 
@@ -19,7 +23,21 @@ _LAYOUT = BlockLayout(
     neck=r"^_(conv_head|bn1)\.",
     head="_fc",
     superseded=("_dropout",),
+    forward=(
+        "_conv_stem",
+        "_bn0",
+        "_swish",
+        "_blocks.*",
+        "_conv_head",
+        "_bn1",
+        "_swish",
+        "_avg_pooling",
+        FLATTEN,
+        "_dropout",
+        "_fc",
+    ),
 )
+_BLOCK_STEP = re.compile(r"_blocks\.(\d+)")
 
 
 def packaged_weights_path(index: int) -> Path:
@@ -61,6 +79,23 @@ class EfficientNetLiteFamily(BackboneFamily):
 
     def weight_names(self, variant: str) -> tuple[str, ...]:
         return ("DEFAULT", "IMAGENET1K")
+
+    def forward_steps(self, model: nn.Module, variant: str) -> list[Step] | None:
+        """The declared steps, each MBConv block called with the drop-connect rate that the
+        network's own ``extract_features`` gives it (growing linearly with the block index)."""
+        steps = super().forward_steps(model, variant)
+        if steps is None:
+            return None
+        lite: Any = model
+        rate = float(lite._global_params.drop_connect_rate or 0.0)
+        count = len(lite._blocks)
+        bound: list[Step] = []
+        for path, fn in steps:
+            match = _BLOCK_STEP.fullmatch(path)
+            if match and rate:
+                fn = functools.partial(fn, drop_connect_rate=rate * int(match[1]) / count)
+            bound.append((path, fn))
+        return bound
 
     def build(self, variant: str, *, weights: str, input_size: int) -> nn.Module:
         efficientnet = importlib.import_module("efficientnet_lite_pytorch")

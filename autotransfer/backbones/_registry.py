@@ -143,7 +143,15 @@ def create_backbone(
         tag = resolved
     model = family.adapt_input_size(model, name, input_size)
     _replace_head(model, layout, num_classes, dropout)
-    return Backbone(model, name=name, layout=layout, mean=family.mean, std=family.std, weights=tag)
+    return Backbone(
+        model,
+        name=name,
+        layout=layout,
+        mean=family.mean,
+        std=family.std,
+        weights=tag,
+        steps=family.forward_steps(model, name),
+    )
 
 
 @functools.cache

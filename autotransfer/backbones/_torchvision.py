@@ -12,6 +12,7 @@ from torchvision.models.vision_transformer import VisionTransformer, interpolate
 
 from autotransfer.backbones._family import BackboneFamily
 from autotransfer.backbones._layout import BlockLayout
+from autotransfer.backbones._split import FLATTEN, GLOBAL_POOL
 from autotransfer.errors import WeightsError
 
 
@@ -81,8 +82,21 @@ class VitFamily(TorchvisionFamily):
         return resized
 
 
+_RESNET_FORWARD = (
+    "conv1", "bn1", "relu", "maxpool", "layer1.*", "layer2.*", "layer3.*", "layer4.*",
+    "avgpool", FLATTEN, "fc",
+)  # fmt: skip
+# ConvNeXt and Swin: stages (odd indices) expand into their blocks, downsamplings do not.
+_STAGED_FEATURES = tuple(f"features.{i}.*" if i % 2 else f"features.{i}" for i in range(8))
+
+
 def _resnet_like() -> BlockLayout:
-    return BlockLayout(stem=r"^(conv1|bn1)\.", blocks=(r"^layer(\d+)\.(\d+)\.",), head="fc")
+    return BlockLayout(
+        stem=r"^(conv1|bn1)\.",
+        blocks=(r"^layer(\d+)\.(\d+)\.",),
+        head="fc",
+        forward=_RESNET_FORWARD,
+    )
 
 
 def _features(
@@ -92,16 +106,24 @@ def _features(
     head: str = "classifier",
     extra_neck: str | None = None,
     superseded: tuple[str, ...] = (),
+    forward: tuple[str, ...],
 ) -> BlockLayout:
     """``features[0]`` is the stem, ``features[neck]`` the final 1×1 conv, blocks in between."""
     block = r"^features\.(\d+)\.(\d+)\." if nested else r"^features\.(\d+)\."
     neck_re = rf"^features\.{neck}\." + (f"|{extra_neck}" if extra_neck else "")
     return BlockLayout(
-        stem=r"^features\.0\.", blocks=(block,), neck=neck_re, head=head, superseded=superseded
+        stem=r"^features\.0\.",
+        blocks=(block,),
+        neck=neck_re,
+        head=head,
+        superseded=superseded,
+        forward=forward,
     )
 
 
-def _staged(neck: str, head: str, no_weight_decay: str | None = None) -> BlockLayout:
+def _staged(
+    neck: str, head: str, forward: tuple[str, ...], no_weight_decay: str | None = None
+) -> BlockLayout:
     """ConvNeXt and Swin: stages at odd ``features`` indices, downsampling layers at even ones."""
     return BlockLayout(
         stem=r"^features\.0\.",
@@ -109,6 +131,7 @@ def _staged(neck: str, head: str, no_weight_decay: str | None = None) -> BlockLa
         neck=neck,
         head=head,
         no_weight_decay=no_weight_decay,
+        forward=forward,
     )
 
 
@@ -119,6 +142,8 @@ _VIT = BlockLayout(
     head="heads",
     no_weight_decay=r"(^class_token|pos_embedding)$",
 )
+# every Conv2dNormActivation and stage is a Sequential: conv/norm/act and MBConv blocks
+_EFFNET = ("features.*.*", "avgpool", FLATTEN, "classifier")
 _SWIN_NO_DECAY = r"(relative_position_bias_table|logit_scale)$"
 
 
@@ -136,7 +161,14 @@ def torchvision_families() -> list[BackboneFamily]:
         TorchvisionFamily(
             "wide_resnet", {v: _resnet_like() for v in ("wide_resnet50_2", "wide_resnet101_2")}
         ),
-        TorchvisionFamily("mobilenet_v2", {"mobilenet_v2": _features(18, nested=False)}),
+        TorchvisionFamily(
+            "mobilenet_v2",
+            {
+                "mobilenet_v2": _features(
+                    18, nested=False, forward=("features.*", GLOBAL_POOL, FLATTEN, "classifier")
+                )
+            },
+        ),
         TorchvisionFamily(
             "mobilenet_v3",
             {
@@ -146,25 +178,31 @@ def torchvision_families() -> list[BackboneFamily]:
                     head="classifier.3",
                     extra_neck=r"^classifier\.0\.",
                     superseded=("classifier.2",),
+                    forward=("features.*", "avgpool", FLATTEN, "classifier.*"),
                 )
                 for v, neck in mobilenet_v3.items()
             },
         ),
         TorchvisionFamily(
-            "efficientnet", {f"efficientnet_b{i}": _features(8, nested=True) for i in range(8)}
+            "efficientnet",
+            {f"efficientnet_b{i}": _features(8, nested=True, forward=_EFFNET) for i in range(8)},
         ),
         TorchvisionFamily(
             "efficientnet_v2",
             {
-                "efficientnet_v2_s": _features(7, nested=True),
-                "efficientnet_v2_m": _features(8, nested=True),
-                "efficientnet_v2_l": _features(8, nested=True),
+                "efficientnet_v2_s": _features(7, nested=True, forward=_EFFNET),
+                "efficientnet_v2_m": _features(8, nested=True, forward=_EFFNET),
+                "efficientnet_v2_l": _features(8, nested=True, forward=_EFFNET),
             },
         ),
         TorchvisionFamily(
             "convnext",
             {
-                f"convnext_{s}": _staged(neck=r"^classifier\.0\.", head="classifier.2")
+                f"convnext_{s}": _staged(
+                    neck=r"^classifier\.0\.",
+                    head="classifier.2",
+                    forward=(*_STAGED_FEATURES, "avgpool", "classifier.*"),
+                )
                 for s in ("tiny", "small", "base", "large")
             },
         ),
@@ -175,6 +213,7 @@ def torchvision_families() -> list[BackboneFamily]:
                     stem=r"^stem\.",
                     blocks=(r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.",),
                     head="fc",
+                    forward=("stem", "trunk_output.*.*", "avgpool", FLATTEN, "fc"),
                 )
                 for kind, sizes in {
                     "x": ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf"),
@@ -189,7 +228,12 @@ def torchvision_families() -> list[BackboneFamily]:
         TorchvisionFamily(
             "swin",
             {
-                v: _staged(neck=r"^norm\.", head="head", no_weight_decay=_SWIN_NO_DECAY)
+                v: _staged(
+                    neck=r"^norm\.",
+                    head="head",
+                    forward=(*_STAGED_FEATURES, "norm", "permute", "avgpool", "flatten", "head"),
+                    no_weight_decay=_SWIN_NO_DECAY,
+                )
                 for v in ("swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b")
             },
         ),

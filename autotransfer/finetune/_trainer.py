@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from autotransfer.backbones import Backbone, create_backbone
-from autotransfer.data import BatchTransform, TransferDataset, make_loaders
+from autotransfer.cache import FeatureCache
+from autotransfer.data import BatchTransform, TransferDataset
 from autotransfer.finetune._config import TrialConfig
 from autotransfer.finetune._device import Precision, resolve_device
+from autotransfer.finetune._feeds import Feed, bypass_reason, cached_feed, loader_feed
 from autotransfer.finetune._optim import make_optimizer, make_scheduler
 from autotransfer.finetune._param_groups import param_groups
 from autotransfer.finetune._regularizers import L2SP
@@ -65,18 +68,50 @@ def evaluate(
     precision: Precision,
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over ``loader``, in eval mode."""
+    batches = (
+        (transform(images.to(device), train=False), labels.to(device)) for images, labels in loader
+    )
+    return _evaluate(model, model, batches, precision)
+
+
+@torch.no_grad()
+def _evaluate(
+    model: Backbone,
+    forward: Callable[[Tensor], Tensor],
+    batches: Iterable[tuple[Tensor, Tensor]],
+    precision: Precision,
+) -> tuple[float, float]:
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
-    for images, labels in loader:
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+    for x, labels in batches:
         with precision.autocast():
-            logits = model(transform(images, train=False))
+            logits = forward(x)
         loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
         correct += (logits.argmax(1) == labels).sum().item()
         seen += labels.numel()
     model.train()
     return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def make_feed(
+    config: TrialConfig,
+    dataset: TransferDataset,
+    backbone: Backbone,
+    device: torch.device,
+    precision: Precision,
+    cache: FeatureCache | None,
+) -> Feed:
+    """The cached feed when ``cache`` is given and the trial allows it, else image loaders.
+
+    LP-FT caches the prefix below its fine-tuning depth: the head-only phase then also runs
+    the (still frozen, eval-mode) blocks above the cut, which keeps one cache entry per trial.
+    """
+    if cache is not None:
+        reason = bypass_reason(config, backbone)
+        if reason is None:
+            return cached_feed(config, dataset, backbone, device, precision, cache)
+        cache.note_bypass(reason)
+    return loader_feed(config, dataset, backbone, device)
 
 
 def train_trial(
@@ -85,9 +120,15 @@ def train_trial(
     *,
     reporter: Reporter | None = None,
     on_step: StepCallback | None = None,
+    cache: FeatureCache | None = None,
 ) -> TrialResult:
-    """Train and evaluate one configuration end to end; see :class:`TrialConfig`."""
-    return fit(config, dataset, reporter=reporter, on_step=on_step)[0]
+    """Train and evaluate one configuration end to end; see :class:`TrialConfig`.
+
+    With a ``cache``, the frozen blocks' outputs are read from it (computed on first use)
+    and only the trainable top runs; the result is the same as without it, up to float
+    rounding (and fp16 storage when the cache uses it).
+    """
+    return fit(config, dataset, reporter=reporter, on_step=on_step, cache=cache)[0]
 
 
 def fit(
@@ -96,6 +137,7 @@ def fit(
     *,
     reporter: Reporter | None = None,
     on_step: StepCallback | None = None,
+    cache: FeatureCache | None = None,
 ) -> tuple[TrialResult, Backbone]:
     """:func:`train_trial` that also returns the trained network (for exporting it)."""
     seed_everything(config.seed)
@@ -113,21 +155,11 @@ def fit(
     backbone.to(device)
     if device.type == "cuda":
         backbone.to(memory_format=torch.channels_last)
-    train_loader, val_loader = make_loaders(
-        dataset,
-        input_size=config.input_size,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
-        drop_last=len(dataset.train) > config.batch_size,  # a batch of 1 breaks BatchNorm
-    )
-    transform = BatchTransform(backbone.mean, backbone.std, augment=config.augment).to(device)
-    augment_rng = torch.Generator(device=device).manual_seed(config.seed)
     log.info("trial config: %s", config.model_dump())
+    start = time.perf_counter()
+    feed = make_feed(config, dataset, backbone, device, precision, cache)
 
     history: list[EpochMetrics] = []
-    start = time.perf_counter()
     epoch = 0
     for phase in _phases(config):
         backbone.set_freeze_depth(phase.depth, freeze_bn_stats=config.freeze_bn_stats)
@@ -140,7 +172,7 @@ def fit(
             l2sp=config.l2sp > 0,
         )
         optimizer = make_optimizer(groups, config)
-        steps_per_epoch = len(train_loader)
+        steps_per_epoch = feed.steps_per_epoch
         scheduler = make_scheduler(
             optimizer,
             total_steps=phase.epochs * steps_per_epoch,
@@ -151,12 +183,9 @@ def fit(
             epoch += 1
             backbone.train()
             loss_sum, correct, seen = 0.0, 0, 0
-            for step, (images, labels) in enumerate(train_loader, 1):
-                images = images.to(device, non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
-                x = transform(images, train=True, generator=augment_rng)
+            for step, (x, labels) in enumerate(feed.train(), 1):
                 with precision.autocast():
-                    logits = backbone(x)
+                    logits = feed.forward(x)
                     loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
                 penalty = l2sp.penalty() if l2sp is not None else None
                 objective = loss if penalty is None else loss + penalty
@@ -170,7 +199,7 @@ def fit(
                 seen += labels.numel()
                 if on_step is not None:
                     on_step(epoch, step, steps_per_epoch)
-            val_loss, val_acc = evaluate(backbone, val_loader, transform, device, precision)
+            val_loss, val_acc = _evaluate(backbone, feed.forward, feed.val(), precision)
             metrics = EpochMetrics(
                 epoch=epoch,
                 phase=phase.name,  # type: ignore[arg-type]

@@ -1,0 +1,222 @@
+"""Where a trial's batches come from: image loaders through the whole network, or cached
+frozen-prefix features through its trainable top only.
+
+Both feeds draw batches in the same order: the cached feed runs the same DataLoader
+machinery over row indices, with the same seeded generator, batch size and ``drop_last``,
+so the sampler and the global RNG (which a generator-less loader draws a seed from) advance
+exactly as with images, and dropout and drop-connect masks match as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from autotransfer.backbones import Backbone, Steps
+from autotransfer.cache import FeatureCache, FeatureKey, Features, prefix_digest
+from autotransfer.data import BatchTransform, TransferDataset, make_loaders
+from autotransfer.finetune._config import TrialConfig
+from autotransfer.finetune._device import Precision
+
+Batches = Iterator[tuple[Tensor, Tensor]]
+
+# Features up to this size move to an accelerator once per trial instead of per batch.
+_ON_DEVICE_BYTES = 1 << 30
+_COMPUTE_BATCH = 256
+
+
+@dataclass
+class Feed:
+    """``forward`` maps what ``train()``/``val()`` yield (one fresh pass each call) to logits."""
+
+    forward: Callable[[Tensor], Tensor]
+    train: Callable[[], Batches]
+    val: Callable[[], Batches]
+    steps_per_epoch: int
+    cached: bool = False
+
+
+def _drop_last(config: TrialConfig, dataset: TransferDataset) -> bool:
+    return len(dataset.train) > config.batch_size  # a batch of 1 breaks BatchNorm
+
+
+def loader_feed(
+    config: TrialConfig, dataset: TransferDataset, backbone: Backbone, device: torch.device
+) -> Feed:
+    """Uint8 image batches, transformed (and augmented when asked) on ``device``."""
+    train_loader, val_loader = make_loaders(
+        dataset,
+        input_size=config.input_size,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+        drop_last=_drop_last(config, dataset),
+    )
+    transform = BatchTransform(backbone.mean, backbone.std, augment=config.augment).to(device)
+    augment_rng = torch.Generator(device=device).manual_seed(config.seed)
+
+    def train() -> Batches:
+        for images, labels in train_loader:
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            yield transform(images, train=True, generator=augment_rng), labels
+
+    def val() -> Batches:
+        for images, labels in val_loader:
+            images = images.to(device, non_blocking=True)
+            yield transform(images, train=False), labels.to(device, non_blocking=True)
+
+    return Feed(backbone, train, val, len(train_loader))
+
+
+def bypass_reason(config: TrialConfig, backbone: Backbone) -> str | None:
+    """Why this trial cannot use cached features, or None when it can."""
+    if config.augment:
+        return "random augmentation is on, so frozen features differ every epoch"
+    if config.freeze_depth >= backbone.num_blocks:
+        return f"freeze depth {config.freeze_depth} fine-tunes every block: nothing is frozen"
+    if backbone.split_unavailable:
+        return f"the forward pass cannot be split ({backbone.split_unavailable})"
+    return None
+
+
+def compute_features(
+    prefix: Steps,
+    backbone: Backbone,
+    dataset: TransferDataset,
+    config: TrialConfig,
+    device: torch.device,
+    precision: Precision,
+) -> Features:
+    """Run the prefix over both splits in order, in eval mode, without touching any RNG."""
+    transform = BatchTransform(backbone.mean, backbone.std).to(device)
+    # make_loaders keeps the order of its validation split: put each split there in turn
+    splits = {
+        "train": dataclasses.replace(dataset, train=dataset.val, val=dataset.train),
+        "val": dataclasses.replace(dataset, train=dataset.val),
+    }
+    was_training = backbone.training
+    backbone.eval()
+    out: dict[str, Tensor] = {}
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            for split, ordered in splits.items():
+                _, loader = make_loaders(
+                    ordered,
+                    input_size=config.input_size,
+                    batch_size=_COMPUTE_BATCH,
+                    seed=config.seed,
+                    num_workers=config.num_workers,
+                    pin_memory=device.type == "cuda",
+                )
+                parts = []
+                for images, _ in loader:
+                    x = transform(images.to(device, non_blocking=True), train=False)
+                    with precision.autocast():
+                        parts.append(prefix(x).float().cpu())
+                out[split] = torch.cat(parts)
+    finally:
+        backbone.train(was_training)
+    return Features(out["train"], out["val"])
+
+
+def feature_key(
+    backbone: Backbone,
+    prefix: Steps,
+    cut: int,
+    dataset: TransferDataset,
+    config: TrialConfig,
+    precision: Precision,
+    cache: FeatureCache,
+) -> FeatureKey:
+    compute = f"{precision.device.type}-" + (
+        str(precision.dtype).removeprefix("torch.") if precision.enabled else "float32"
+    )
+    return FeatureKey(
+        backbone=backbone.name,
+        weights_digest=prefix_digest(prefix),
+        cut=cut,
+        dataset=dataset.fingerprint,
+        input_size=config.input_size,
+        mean=tuple(float(m) for m in backbone.mean),
+        std=tuple(float(s) for s in backbone.std),
+        compute=compute,
+        storage=cache.storage_dtype,
+    )
+
+
+class _Rows(Dataset[Tensor]):
+    """Row indices ``0..n-1``, fetched a whole batch at a time like the image datasets."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> Tensor:
+        return torch.tensor([index])
+
+    def __getitems__(self, indices: Sequence[int]) -> Tensor:
+        return torch.as_tensor(indices, dtype=torch.int64)
+
+
+def _as_batch(batch: Tensor) -> Tensor:
+    return batch
+
+
+def cached_feed(
+    config: TrialConfig,
+    dataset: TransferDataset,
+    backbone: Backbone,
+    device: torch.device,
+    precision: Precision,
+    cache: FeatureCache,
+) -> Feed:
+    """Cached features of the frozen blocks (below the fine-tuning phase's depth) and the
+    suffix that trains on them; see the module doc for why the batch order is the same."""
+    prefix, suffix = backbone.split(config.freeze_depth)
+    cut = backbone.first_trainable_block(config.freeze_depth)
+    key = feature_key(backbone, prefix, cut, dataset, config, precision, cache)
+    features = cache.get_or_compute(
+        key, lambda: compute_features(prefix, backbone, dataset, config, device, precision)
+    )
+    train_x, val_x = features.train, features.val
+    if device.type != "cpu" and features.nbytes <= _ON_DEVICE_BYTES:
+        train_x, val_x = train_x.to(device), val_x.to(device)
+    train_y = dataset.train.labels.to(device, torch.int64)
+    val_y = dataset.val.labels.to(device, torch.int64)
+    train_rows = DataLoader(
+        _Rows(len(train_y)),
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(config.seed),
+        collate_fn=_as_batch,
+        drop_last=_drop_last(config, dataset),
+    )
+    val_rows = DataLoader(
+        _Rows(len(val_y)), batch_size=config.batch_size, shuffle=False, collate_fn=_as_batch
+    )
+
+    def batches(rows: DataLoader, x: Tensor, y: Tensor) -> Batches:
+        for index in rows:
+            index_x = index.to(x.device)
+            yield (
+                x[index_x].to(device, torch.float32, non_blocking=True),
+                y[index.to(y.device)],
+            )
+
+    return Feed(
+        suffix,
+        lambda: batches(train_rows, train_x, train_y),
+        lambda: batches(val_rows, val_x, val_y),
+        len(train_rows),
+        cached=True,
+    )
