@@ -187,11 +187,18 @@ def train_cmd(
     max_val: int | None = None,
     on_corrupt: OnCorrupt = OnCorrupt.skip,
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    cache: Annotated[
+        bool, typer.Option(help="reuse cached frozen-prefix features (not with --augment)")
+    ] = True,
+    cache_dir: Annotated[
+        str | None, typer.Option(help="feature cache folder (default ~/.cache/autotransfer/…)")
+    ] = None,
 ) -> None:
     """Train and evaluate one fine-tuning configuration, reporting every epoch."""
     import torch
 
     from autotransfer.backbones import suggest_input_size
+    from autotransfer.cache import make_cache
     from autotransfer.finetune import EpochMetrics, TrialConfig, train_trial
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
@@ -264,7 +271,9 @@ def train_cmd(
             )
 
         with user_errors():
-            result = train_trial(config, ds, reporter=report, on_step=on_step)
+            result = train_trial(
+                config, ds, reporter=report, on_step=on_step, cache=make_cache(cache, cache_dir)
+            )
     if json_out:
         out.print_json(json.dumps({"config": config.model_dump(), "result": result.to_dict()}))
         return

@@ -148,6 +148,12 @@ def search_cmd(
     recommend: Annotated[
         bool, typer.Option(help="seed the first trials with the rule-based recommender")
     ] = True,
+    cache: Annotated[
+        bool, typer.Option(help="reuse frozen-prefix features across trials (not with augment)")
+    ] = True,
+    cache_dir: Annotated[
+        str | None, typer.Option(help="feature cache folder (default: beside the SQLite file)")
+    ] = None,
 ) -> None:
     """Search freeze depth and fine-tuning hyperparameters; resumes an existing study."""
     from autotransfer.search import SearchRequest, prepare, run_search
@@ -179,6 +185,8 @@ def search_cmd(
             gpus_per_trial=gpus_per_trial,
             max_concurrent_trials=max_concurrent_trials,
             recommend=recommend,
+            cache=cache,
+            cache_dir=cache_dir,
         )
         prepared = prepare(request)
     name = prepared.study_name

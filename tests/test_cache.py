@@ -300,3 +300,50 @@ def test_make_cache_places_the_store_beside_a_sqlite_file(tmp_path: Path) -> Non
     assert cache is not None and cache.directory == tmp_path / "study-features"
     explicit = make_cache(True, tmp_path / "mine", storage="postgresql+psycopg://x@y/z")
     assert explicit is not None and explicit.directory == tmp_path / "mine"
+
+
+# --- wiring: search workers and the CLI ---------------------------------------------------------
+
+
+def test_search_trials_share_one_cache_entry_beside_the_study(tmp_path: Path) -> None:
+    from autotransfer.search import SearchRequest, Seed, run_search
+
+    request = SearchRequest(
+        dataset="synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0",
+        space="small_data",
+        trials=2,
+        max_epochs=1,
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/study.db",
+        study_name="cached",
+        device="cpu",
+        recommend=False,
+    )
+    linear_probe = {"freeze_depth": 0, "augment": False}
+    seeds = [Seed({**linear_probe, "base_lr": lr}) for lr in (0.05, 0.01)]
+    study = run_search(request, seeds=seeds)
+    assert [t.params["base_lr"] for t in study.trials] == [0.05, 0.01]
+    entries = list((tmp_path / "study-features").glob("*/meta.json"))
+    assert len(entries) == 1, "both linear-probe trials read the same frozen features"
+
+    uncached = request.model_copy(update={"cache": False, "study_name": "plain"})
+    plain = run_search(uncached, seeds=seeds)
+    assert [t.value for t in plain.trials] == [t.value for t in study.trials]
+
+
+def test_cli_train_uses_and_reuses_the_cache(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from autotransfer.cli import app
+
+    args = ["train", "--max-train", "60", "--max-val", "30", "--epochs", "1", "--input-size"]
+    args += ["32", "--device", "cpu", "--threads", "1", "--json", "--cache-dir", str(tmp_path)]
+    runner = CliRunner()
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert len(list(tmp_path.glob("*/meta.json"))) == 1
+    again = runner.invoke(app, args)
+    plain = runner.invoke(app, [*args, "--no-cache"])
+    accuracy = '"best_val_accuracy"'
+    lines = [[ln for ln in r.output.splitlines() if accuracy in ln] for r in (first, again, plain)]
+    assert lines[0] and lines[0] == lines[1] == lines[2]

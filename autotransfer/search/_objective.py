@@ -9,6 +9,7 @@ from typing import Any
 
 import optuna
 
+from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
 from autotransfer.finetune import EpochMetrics, TrialConfig, train_trial
 from autotransfer.spec import SearchSpec, suggest
@@ -66,6 +67,7 @@ class TrialObjective:
         input_size: int,
         device: str = "auto",
         should_stop: Callable[[], bool] | None = None,
+        cache: FeatureCache | None = None,
     ) -> None:
         self.spec = spec
         self.dataset = dataset
@@ -76,6 +78,7 @@ class TrialObjective:
         self.device = device
         self.fingerprint = dataset.fingerprint
         self.should_stop = should_stop
+        self.cache = cache  # frozen-prefix features shared by this worker's trials
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         params = suggest(trial, self.spec, self.num_blocks)
@@ -114,7 +117,7 @@ class TrialObjective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch}: val acc {m.val_accuracy:.4f}")
 
-        result = train_trial(config, self.dataset, reporter=report)
+        result = train_trial(config, self.dataset, cache=self.cache, reporter=report)
         trial.set_user_attr("train_time_s", round(result.train_time_s, 3))
         trial.set_user_attr("best_epoch", result.best_epoch)
         trial.set_user_attr("final_val_accuracy", result.final_val_accuracy)

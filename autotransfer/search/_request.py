@@ -38,6 +38,12 @@ class SearchRequest(BaseModel):
     grace_period: int = Field(60, ge=2)
     recommend: bool = Field(True, description="seed the first trials with the recommender")
     backend: Literal["optuna", "ray"] = "optuna"
+    cache: bool = Field(True, description="reuse frozen-prefix features across trials")
+    cache_dir: str | None = Field(
+        None,
+        description="feature cache folder; None: beside a SQLite/journal storage file "
+        "(study.db → study-features/), else ~/.cache/autotransfer/features",
+    )
     ray_address: str | None = Field(
         None, description="an existing Ray cluster ('auto', 'ray://host:port'); None starts one"
     )

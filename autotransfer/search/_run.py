@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 import torch
 
+from autotransfer.cache import make_cache
 from autotransfer.errors import UserInputError
 from autotransfer.results._audit import record_audit
 from autotransfer.search._objective import SOURCE_ATTR, TrialObjective
@@ -112,6 +113,7 @@ def work(
         input_size=p.input_size,
         device=p.request.device,
         should_stop=should_stop,
+        cache=make_cache(p.request.cache, p.request.cache_dir, storage=p.request.storage),
     )
     return run_worker(
         study,
