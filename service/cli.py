@@ -9,6 +9,7 @@ import multiprocessing as mp
 import os
 import signal
 import threading
+import time
 from typing import Annotated
 
 import typer
@@ -28,12 +29,24 @@ def _settings(dev: bool):  # type: ignore[no-untyped-def]
         _fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()))
 
 
-def _worker_main(dev: bool) -> None:
+def _watch_parent(parent: int) -> None:
+    # a worker started by ``serve`` or ``worker --processes`` ends with its parent, even one
+    # killed outright; SIGTERM gives its job back to the queue
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(dev: bool, parent: int | None = None) -> None:
     """One worker process: poll the job store until SIGTERM/SIGINT."""
     import warnings
 
     warnings.filterwarnings("ignore", message=".*experimental.*")
+    if not logging.getLogger().handlers:  # a spawned child: the command's setup did not run
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("service").setLevel(logging.INFO)
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     from service.settings import Settings
     from service.worker import Worker
 
@@ -55,7 +68,9 @@ def _worker_main(dev: bool) -> None:
 def _start_workers(count: int, dev: bool) -> list[mp.process.BaseProcess]:
     ctx = mp.get_context("spawn")  # torch and forked threads do not mix
     procs = [
-        ctx.Process(target=_worker_main, args=(dev,), name=f"autotransfer-job-worker-{i}")
+        ctx.Process(
+            target=_worker_main, args=(dev, os.getpid()), name=f"autotransfer-job-worker-{i}"
+        )
         for i in range(count)
     ]
     for proc in procs:
@@ -108,6 +123,11 @@ def worker(
         _worker_main(settings.dev)
         return
     procs = _start_workers(processes, settings.dev)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         for proc in procs:
             proc.join()

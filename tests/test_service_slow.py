@@ -56,6 +56,7 @@ def _schemathesis(server: dict[str, Any]) -> None:
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=server["dir"],  # schemathesis keeps a cache folder in its working directory
     )
     assert result.returncode == 0, result.stdout[-6000:]
     assert "Server error" not in result.stdout
