@@ -23,9 +23,16 @@ SPEC = {
 }
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.mark.slow  # two worker start-ups, a stale wait and five short trials: ~35 s
-def test_killed_worker_job_is_resumed_by_another(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+def test_killed_worker_job_is_resumed_by_another(tmp_path: Path, database: str) -> None:
+    url = database
     body = StudyCreate(
         dataset="synthetic:classes=3,per_class=40,size=32",
         spec=SPEC,
