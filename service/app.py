@@ -28,7 +28,7 @@ def _user_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings | None = None):  # type: ignore[no-untyped-def]
+def create_app(settings: Settings | None = None) -> FastAPI | DashboardMount:
     """The API (a FastAPI app) wrapped so that the dashboard paths reach optuna-dashboard."""
     settings = settings or get_settings()
     get_engine(settings.database_url)  # creates the job table before the first request

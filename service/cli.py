@@ -10,12 +10,17 @@ import os
 import signal
 import threading
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from multiprocessing.context import SpawnProcess
 
-def _settings(dev: bool):  # type: ignore[no-untyped-def]
+    from service.settings import Settings
+
+
+def _settings(dev: bool) -> Settings:
     from pydantic import ValidationError
 
     from autotransfer.cli import _fail
@@ -65,7 +70,7 @@ def _worker_main(dev: bool, parent: int | None = None) -> None:
         Worker(Settings()).run_forever(stop)
 
 
-def _start_workers(count: int, dev: bool) -> list[mp.process.BaseProcess]:
+def _start_workers(count: int, dev: bool) -> list[SpawnProcess]:
     ctx = mp.get_context("spawn")  # torch and forked threads do not mix
     procs = [
         ctx.Process(
@@ -78,7 +83,7 @@ def _start_workers(count: int, dev: bool) -> list[mp.process.BaseProcess]:
     return procs
 
 
-def _stop_workers(procs: list[mp.process.BaseProcess]) -> None:
+def _stop_workers(procs: list[SpawnProcess]) -> None:
     for proc in procs:
         if proc.is_alive() and proc.pid:
             os.kill(proc.pid, signal.SIGTERM)

@@ -16,7 +16,7 @@ import hmac
 import html
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 from a2wsgi import WSGIMiddleware
@@ -25,6 +25,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from service.deps import key_is_valid
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from a2wsgi.asgi_typing import HTTPScope
 
 PREFIXES = ("/dashboard", "/api/", "/static/")
 COOKIE = "autotransfer_session"
@@ -88,7 +91,7 @@ class DashboardMount:
             if "accept-encoding" not in headers:
                 # optuna-dashboard's static route reads this header unguarded (500 without it)
                 scope = {**scope, "headers": [*scope["headers"], (b"accept-encoding", b"")]}
-            await self.dashboard(scope, receive, send)
+            await self.dashboard(cast("HTTPScope", scope), receive, send)
             return
         if "text/html" in headers.get("accept", "") and path.startswith("/dashboard"):
             # a browser opening the page: send it to the login form rather than a Basic prompt

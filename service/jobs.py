@@ -11,12 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.db import TERMINAL, Job, JobState, utcnow
+
+
+def _changed(session: Session, statement: sa.Executable) -> int:
+    """Rows an UPDATE or DELETE changed: how a conditional statement tells who won."""
+    return cast("sa.CursorResult[Any]", session.execute(statement)).rowcount
 
 
 class JobConflict(Exception):
@@ -79,7 +84,8 @@ def claim_job(session: Session, worker: str) -> Job | None:
             session.rollback()
             return None
         now = utcnow()
-        won = session.execute(
+        won = _changed(
+            session,
             sa.update(Job)
             .where(Job.id == candidate, Job.state == JobState.queued)
             .values(
@@ -88,8 +94,8 @@ def claim_job(session: Session, worker: str) -> Job | None:
                 started_at=sa.func.coalesce(Job.started_at, now),
                 heartbeat_at=now,
                 attempts=Job.attempts + 1,
-            )
-        ).rowcount
+            ),
+        )
         session.commit()
         if won == 1:
             return get_job(session, candidate)
@@ -99,11 +105,12 @@ def claim_job(session: Session, worker: str) -> Job | None:
 def heartbeat(session: Session, job_id: str, worker: str) -> bool:
     """Record that ``worker`` is alive. False when the job is no longer this worker's to run
     (re-queued after a stall, or cancellation requested): the worker should stop."""
-    owned = session.execute(
+    owned = _changed(
+        session,
         sa.update(Job)
         .where(Job.id == job_id, Job.worker == worker, Job.state == JobState.running)
-        .values(heartbeat_at=utcnow())
-    ).rowcount
+        .values(heartbeat_at=utcnow()),
+    )
     session.commit()
     if owned != 1:
         return False
@@ -115,27 +122,30 @@ def requeue_stale(session: Session, stale_after_s: float) -> int:
     """Give jobs whose worker went silent back to the queue (or finish their cancellation)."""
     cutoff = utcnow() - dt.timedelta(seconds=stale_after_s)
     stale = (Job.state == JobState.running) & (Job.heartbeat_at < cutoff)
-    cancelled = session.execute(
+    cancelled = _changed(
+        session,
         sa.update(Job)
         .where(stale, Job.cancel_requested.is_(True))
-        .values(state=JobState.cancelled, worker=None, finished_at=utcnow())
-    ).rowcount
-    requeued = session.execute(
+        .values(state=JobState.cancelled, worker=None, finished_at=utcnow()),
+    )
+    requeued = _changed(
+        session,
         sa.update(Job)
         .where(stale, Job.cancel_requested.is_(False))
-        .values(state=JobState.queued, worker=None, heartbeat_at=None)
-    ).rowcount
+        .values(state=JobState.queued, worker=None, heartbeat_at=None),
+    )
     session.commit()
     return cancelled + requeued
 
 
 def release_job(session: Session, job_id: str, worker: str) -> bool:
     """Give a job back to the queue at once (its worker is shutting down cleanly)."""
-    done = session.execute(
+    done = _changed(
+        session,
         sa.update(Job)
         .where(Job.id == job_id, Job.worker == worker, Job.state == JobState.running)
-        .values(state=JobState.queued, worker=None, heartbeat_at=None)
-    ).rowcount
+        .values(state=JobState.queued, worker=None, heartbeat_at=None),
+    )
     session.commit()
     return done == 1
 
@@ -144,15 +154,17 @@ def request_cancel(session: Session, job_id: str) -> Job:
     """A queued job is cancelled at once; a running one is asked to stop (its worker sees it
     at its next heartbeat, between trials and at the current trial's next epoch)."""
     now = utcnow()
-    session.execute(
+    _changed(
+        session,
         sa.update(Job)
         .where(Job.id == job_id, Job.state == JobState.queued)
-        .values(state=JobState.cancelled, finished_at=now, cancel_requested=True)
+        .values(state=JobState.cancelled, finished_at=now, cancel_requested=True),
     )
-    session.execute(
+    _changed(
+        session,
         sa.update(Job)
         .where(Job.id == job_id, Job.state == JobState.running)
-        .values(cancel_requested=True)
+        .values(cancel_requested=True),
     )
     session.commit()
     job = get_job(session, job_id)
@@ -169,11 +181,12 @@ def finish_job(
     """Record how ``worker``'s run ended; False when the job was taken from it meanwhile."""
     if state not in TERMINAL:
         raise ValueError(f"finish_job needs a terminal state {TERMINAL}, but got {state=}.")
-    done = session.execute(
+    done = _changed(
+        session,
         sa.update(Job)
         .where(Job.id == job_id, Job.worker == worker, Job.state == JobState.running)
-        .values(state=state, finished_at=utcnow(), error=error and error[:4000])
-    ).rowcount
+        .values(state=state, finished_at=utcnow(), error=error and error[:4000]),
+    )
     session.commit()
     return done == 1
 
@@ -183,9 +196,7 @@ def delete_job(session: Session, job_id: str) -> Job:
     job = get_job(session, job_id)
     if job is None:
         raise KeyError(job_id)
-    gone = session.execute(
-        sa.delete(Job).where(Job.id == job_id, Job.state != JobState.running)
-    ).rowcount
+    gone = _changed(session, sa.delete(Job).where(Job.id == job_id, Job.state != JobState.running))
     session.commit()
     if gone != 1:
         raise JobConflict(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.db import JobState
 
-TINY_STUDY = {
+TINY_STUDY: dict[str, Any] = {
     "dataset": "synthetic:classes=3,per_class=20,size=32",
     "backbone": "efficientnet_lite0",
     "weights": "DEFAULT",
