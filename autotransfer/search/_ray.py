@@ -88,7 +88,8 @@ def _init_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
-        ray.init(include_dashboard=False, log_to_driver=True)
+        # "local": a new instance even when `ray start` left a cluster to join on this machine
+        ray.init(address="local", include_dashboard=False, log_to_driver=True)
         return True
     if not _ADDRESS.match(address):
         raise UserInputError(
@@ -100,7 +101,9 @@ def _init_ray(address: str | None) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserInputError(
             f"Cannot connect to the Ray cluster at {address!r}: {exc}. Check that "
-            f"`ray status --address {address.removeprefix('ray://')}` answers."
+            f"`ray status --address {address.removeprefix('ray://')}` answers; a cluster with "
+            f"token authentication (Ray's default) also needs RAY_AUTH_MODE=token here, and "
+            f"RAY_AUTH_TOKEN set to the head's ~/.ray/auth_token on another machine."
         ) from exc
     return True
 
