@@ -112,3 +112,25 @@ def _browse(url: str, tmp_path: Path) -> None:
         browser.screenshot(tmp_path / "study.png")
     finally:
         browser.close()
+
+
+def test_service_on_postgresql_runs_a_study(postgres_url: str, tmp_path: Path) -> None:
+    """The deployment setting: job store and Optuna storage in one PostgreSQL database."""
+    env = service_env(postgres_url, api_keys=KEY, poll_s=0.3)
+    with serve(env, tmp_path / "service.log") as url:  # with its embedded worker
+        ready = httpx.get(f"{url}/readyz").json()
+        assert ready["status"] == "ok", ready
+        r = httpx.post(f"{url}/v1/studies", json={**TINY, "study_name": "on-pg"}, headers=AUTH)
+        assert r.status_code == 202, r.text
+        job = r.json()["id"]
+        body = wait_for(
+            lambda: (
+                (b := httpx.get(f"{url}/v1/studies/{job}", headers=AUTH).json())["state"]
+                in ("succeeded", "failed")
+                and b
+            ),
+            180,
+            "the study to finish",
+        )
+        assert body["state"] == "succeeded", body
+        assert body["progress"]["finished"] == 2
