@@ -10,6 +10,7 @@ there. One trial at a time keeps the order fixed on Ray as well.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import optuna
@@ -67,11 +68,20 @@ def ray_session() -> Iterator[None]:
     """One local Ray for the module (starting Ray takes seconds); the backend reuses it."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # no token written into the home folder, no usage report
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
         ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
