@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import optuna
 import pytest
@@ -63,13 +64,23 @@ COMPLETE_ATTRS = TRIAL_ATTRS | {"best_epoch", "final_val_accuracy"}
 RAY_ONLY = {"ray_node", "ray_trial_id"}
 
 
+# where each backend's trials keep frozen-prefix features (see the study fixture)
+CACHE_DIRS: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
+def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One local Ray for the module (starting Ray takes seconds); the backend reuses it."""
     import ray
 
-    # no token written into the home folder, no usage report
-    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    # no token or feature cache written into the home folder, no usage report; Ray's
+    # workers inherit this environment, and each node's cache is its default folder
+    CACHE_DIRS["ray"] = tmp_path_factory.mktemp("node-cache")
+    env = {
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "AUTOTRANSFER_CACHE_DIR": str(CACHE_DIRS["ray"]),
+    }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -115,6 +126,7 @@ def study(
             max_concurrent_trials=1,
         )
         run_search(search, seeds=SEEDS)
+        CACHE_DIRS.setdefault(backend, root / "study-features")  # beside the SQLite file
         # read back from the storage, as the CLI, the API and optuna-dashboard do
         studies[backend] = optuna.load_study(
             study_name=f"contract-{backend}", storage=make_storage(search.storage)
@@ -177,3 +189,9 @@ def test_records_look_the_same(study: optuna.Study) -> None:
     assert {"backbone", "dataset_fingerprint", "num_blocks", "space", "spec"} <= set(
         study.user_attrs
     )
+
+
+def test_frozen_features_are_cached(study: optuna.Study) -> None:
+    backend = "ray" if any("ray_node" in t.user_attrs for t in study.trials) else "optuna"
+    entries = [p for p in CACHE_DIRS[backend].rglob("*") if p.is_file()]
+    assert entries, f"no cached features in {CACHE_DIRS[backend]}"

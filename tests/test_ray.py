@@ -68,9 +68,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(autouse=True)
-def _ray_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _ray_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key, value in RAY_ENV.items():
         monkeypatch.setenv(key, value)
+    # each node's feature cache (Ray's workers inherit the environment of who started them)
+    monkeypatch.setenv("AUTOTRANSFER_CACHE_DIR", str(tmp_path / "node-cache"))
 
 
 # --- the compiler ---------------------------------------------------------------------------
@@ -255,6 +257,8 @@ def test_cli_search_on_a_two_node_cluster(two_node_cluster: str, tmp_path: Path)
         for key in ("backbone", "weights", "freeze_depth", "num_blocks", "input_size"):
             assert key in t.user_attrs, (t.number, key)
         assert t.user_attrs["dataset_fingerprint"] == study.user_attrs["dataset_fingerprint"]
+    cached = [p for p in (tmp_path / "node-cache").rglob("*") if p.is_file()]
+    assert cached, "the nodes cached frozen features"
     # the study is where the Optuna tools look for it
     listed = subprocess.run(
         [str(Path(sys.executable).with_name("optuna")), "studies", "--storage", url],

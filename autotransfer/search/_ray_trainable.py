@@ -1,9 +1,10 @@
 """The Ray Tune trainable: one trial on a Ray worker, reported to Tune after every epoch.
 
 Workers get the request (names and paths, a few hundred bytes) and load the dataset
-themselves, once per worker process; nothing is pickled per trial. Trials never touch the
-Optuna storage: the driver's searcher turns their reports into the trial's intermediate
-values, user attributes and final state, so a worker node needs no database access.
+themselves, once per worker process; nothing is pickled per trial. Each node reuses
+frozen-prefix features through its own feature cache. Trials never touch the Optuna storage:
+the driver's searcher turns their reports into the trial's intermediate values, user
+attributes and final state, so a worker node needs no database access.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from autotransfer.cache import FeatureCache, make_cache
 from autotransfer.data import TransferDataset, load_dataset
 from autotransfer.finetune import EpochMetrics, train_trial
 from autotransfer.search._objective import trial_config
@@ -60,6 +62,15 @@ def _dataset(request_json: str) -> TransferDataset:
         max_val=request.max_val,
         on_corrupt=request.on_corrupt,
     )
+
+
+@functools.lru_cache(maxsize=2)
+def _feature_cache(enabled: bool, directory: str | None) -> FeatureCache | None:
+    """This node's frozen-feature cache, one per worker process: ``cache_dir`` when the
+    request names one (that path on every node), else the node's default folder
+    (``$AUTOTRANSFER_CACHE_DIR`` or ``~/.cache/autotransfer/features``) — never the folder
+    beside the driver's storage file, which other nodes may not have."""
+    return make_cache(enabled, directory)
 
 
 def _node_id() -> str:
@@ -136,7 +147,8 @@ def run_trial(
                 )
             tune.report(dict(last))
 
-        result = train_trial(trial, dataset, reporter=report)
+        cache = _feature_cache(request.cache, request.cache_dir)
+        result = train_trial(trial, dataset, reporter=report, cache=cache)
         if OBJECTIVE not in last:  # fewer epochs than configured: report the end now
             tune.report(
                 {
