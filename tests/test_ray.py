@@ -307,6 +307,41 @@ def test_conditional_space_on_a_local_ray_started_and_shut_down(tmp_path: Path) 
     assert (tmp_path / "ray_results" / "cond" / ".autotransfer-done").exists()
 
 
+@pytest.mark.slow
+def test_multi_objective_study_records_accuracy_and_cost(tmp_path: Path) -> None:
+    space = {
+        "name": "mo",
+        "parameters": {"freeze_depth": {"type": "depth", "blocks": [0, 1]}},
+        "fixed": {"batch_size": 16},
+        "budget": {
+            "trials": 2,
+            "max_epochs": 2,
+            "pruner": {"type": "none"},
+            "sampler": {"type": "random"},
+            "objective": "accuracy_and_cost",
+        },
+    }
+    (tmp_path / "mo.yaml").write_text(yaml.safe_dump(space))
+    request = SearchRequest(
+        dataset=DATA,
+        space=str(tmp_path / "mo.yaml"),
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/mo.db",
+        study_name="mo",
+        device="cpu",
+        threads=1,
+        backend="ray",
+        recommend=False,
+    )
+    study = run_search(request, seeds=[])
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 2
+    for t in trials:  # accuracy up, training seconds down; no intermediate values (as Optuna)
+        assert t.values[0] >= t.user_attrs["final_val_accuracy"]  # the best epoch's accuracy
+        assert t.values[1] > 0 and abs(t.values[1] - t.user_attrs["train_time_s"]) < 0.01
+        assert t.intermediate_values == {} and t.user_attrs["epochs_run"] == 2
+
+
 def _counts(url: str, name: str) -> dict[TrialState, int]:
     try:
         study = optuna.load_study(study_name=name, storage=make_storage(url))
