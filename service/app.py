@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI | DashboardMount:
     """The API (a FastAPI app) wrapped so that the dashboard paths reach optuna-dashboard."""
     settings = settings or get_settings()
     get_engine(settings.database_url)  # creates the job table before the first request
-    threading.Thread(target=backbone_table, name="warm-backbones", daemon=True).start()
+    if settings.warm_catalog:
+        threading.Thread(target=backbone_table, name="warm-backbones", daemon=True).start()
     api = FastAPI(title="autotransfer", version="1", description=DESCRIPTION)
     api.state.settings = settings
     api.add_exception_handler(UserInputError, _user_error)

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     device: str = "auto"
     threads: int | None = Field(None, ge=1)
     dashboard: bool = True
+    warm_catalog: bool = Field(True, description="build the backbone table at start-up")
 
     _split_keys = field_validator("api_keys", "data_roots", mode="before")(_split)
 

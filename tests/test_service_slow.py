@@ -33,6 +33,13 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
     studies it submits stay queued)."""
     with _server(tmp_path, "--no-worker") as server:
         _schemathesis(server)
+        # the backbone table (built at start-up in a child process) is complete and right
+        r = httpx.get(f"{server['url']}/v1/backbones", headers=AUTH, timeout=300)
+        backbones = {b["name"]: b for b in r.json()["data"]}
+        assert backbones["efficientnet_lite0"]["blocks"] == 17
+        assert backbones["resnet18"]["blocks"] == 9
+        assert "DEFAULT" in backbones["efficientnet_lite0"]["weights"]
+        assert r.json()["count"] == len(backbones) > 50
 
 
 def _schemathesis(server: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from concurrent.futures import ProcessPoolExecutor
 
 from fastapi import APIRouter, HTTPException, status
 
@@ -49,21 +51,30 @@ _lock = threading.Lock()
 _backbones: list[BackbonePublic] | None = None
 
 
+def _describe_backbones() -> list[dict[str, object]]:
+    return [
+        {
+            "name": name,
+            "family": get_family(name).name,
+            "blocks": num_blocks(name),
+            "weights": list(get_family(name).weight_names(name)),
+        }
+        for name in list_backbones()
+    ]
+
+
 def backbone_table() -> list[BackbonePublic]:
-    """Computed once per process: counting blocks builds each architecture (tens of seconds
-    for the whole registry), so the app starts this in a background thread."""
+    """Computed once per process, in a short-lived child process: counting blocks builds
+    each architecture, and a few (RegNet) are built with real weights (about 3 GB at peak,
+    tens of seconds), which the API process should not keep. The app starts this in a
+    background thread."""
     global _backbones
     with _lock:
         if _backbones is None:
-            _backbones = [
-                BackbonePublic(
-                    name=name,
-                    family=get_family(name).name,
-                    blocks=num_blocks(name),
-                    weights=list(get_family(name).weight_names(name)),
-                )
-                for name in list_backbones()
-            ]
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                rows = pool.submit(_describe_backbones).result()
+            _backbones = [BackbonePublic.model_validate(row) for row in rows]
         return _backbones
 
 
