@@ -133,7 +133,13 @@ def ray_params(args: list[str]) -> tuple[str, dict[str, Any]]:
         ctx = commands[args[0]].make_context(args[0], list(args[1:]), resilient_parsing=False)
     except Exception as exc:
         raise AssertionError(f"`ray {shlex.join(args)}`: {exc}") from exc
-    return args[0], ctx.params
+    params = ctx.params
+    if args[0] == "start" and not params["head"]:
+        # the checks `ray start` itself makes before starting a non-head node
+        assert params["address"], f"`ray {shlex.join(args)}`: --address or --head is required"
+        head_only = [f for f in ("port", "redis_shard_ports", "include_dashboard") if params[f]]
+        assert not head_only, f"`ray {shlex.join(args)}`: head-only options {head_only}"
+    return args[0], params
 
 
 def shell_commands(script: str, env: dict[str, str], argv: list[str]) -> list[list[str]]:
@@ -525,6 +531,28 @@ def _spawn(cwd: Path, args: list[str], env: dict[str, str], log: Path) -> subpro
         )
 
 
+def _compose_worker(
+    service: dict[str, Any], env: dict[str, str], cwd: Path, ray_tmp: Path, logs: Path
+) -> subprocess.Popen[bytes]:
+    """compose.yml's job worker as written (join the Ray cluster, then ``autotransfer worker``),
+    with its Ray node kept on loopback, off Ray's fixed default ports and in our temp dir."""
+    shell, flag, script, *argv0 = service["entrypoint"]
+    local = f"ray start --node-ip-address=127.0.0.1 --dashboard-agent-listen-port={free_port()} "
+    assert script.count("ray start ") == 1
+    script = script.replace("ray start ", local)
+    ray_tmp.mkdir(parents=True)
+    env = {**env, "RAY_TMPDIR": str(ray_tmp), "PATH": f"{RAY.parent}:{env['PATH']}"}
+    with (logs / f"worker-{ray_tmp.name}.log").open("ab") as handle:
+        return subprocess.Popen(
+            [shell, flag, script, *argv0, *service["command"]],
+            cwd=cwd,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def _tail(logs: Path) -> str:
     return "\n".join(
         f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(logs.iterdir())
@@ -608,7 +636,7 @@ def test_topology_runs_a_ray_job_submitted_through_the_api(
     # token authentication as in compose.yml, with our own token, not ~/.ray/auth_token's
     renv.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, PYTHONUNBUFFERED="1")
     env = {
-        **service_env(postgres_url, api_keys=KEY, poll_s=0.5, heartbeat_s=2),
+        **service_env(postgres_url, api_keys=KEY, poll_s=0.5, heartbeat_s=2, warm_catalog="false"),
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": token,
         "RAY_ADDRESS": f"127.0.0.1:{gcs}",  # as compose.yml sets it for the job workers
@@ -632,10 +660,7 @@ def test_topology_runs_a_ray_job_submitted_through_the_api(
                 {"ray-head:6379": env["RAY_ADDRESS"]},
                 renv,
             )
-            workers = []
-            for i in range(2):
-                workers.append(_spawn(work, ["worker"], env, logs / f"worker-{i}.log"))
-                stack.callback(stop, workers[-1], 30)
+            # in compose.yml's order: the API, once healthy the job workers and the dashboard
             api_port, dash_port = free_port(), free_port()
             api = _spawn(
                 work,
@@ -644,13 +669,6 @@ def test_topology_runs_a_ray_job_submitted_through_the_api(
                 logs / "api.log",
             )
             stack.callback(stop, api)
-            dash = _spawn(
-                work,
-                ["dashboard", "--storage", postgres_url, "--port", str(dash_port)],
-                env,
-                logs / "dashboard.log",
-            )
-            stack.callback(stop, dash)
             base = f"http://127.0.0.1:{api_port}"
 
             def ready() -> bool:
@@ -669,6 +687,27 @@ def test_topology_runs_a_ray_job_submitted_through_the_api(
                 {"127.0.0.1:8000": f"127.0.0.1:{api_port}"},
                 env,
             )
+            workers = []
+            for i in range(2):
+                proc = _compose_worker(services["worker"], env, work, ray_tmp / f"w{i}", logs)
+                stack.callback(_kill_group, proc.pid)  # its Ray node, after the worker
+                stack.callback(stop, proc, 30)
+                workers.append(proc)
+                log = logs / f"worker-w{i}.log"
+
+                def joined(proc: subprocess.Popen[bytes] = proc, log: Path = log) -> bool:
+                    assert proc.poll() is None, f"the job worker exited:\n{log.read_text()}"
+                    return "Ray runtime started" in log.read_text(errors="replace")
+
+                # one node at a time: `ray start` gives up after 30 s, and 2 cores are few
+                wait_for(joined, 120, f"job worker {i} to join the Ray cluster", every=0.5)
+            dash = _spawn(
+                work,
+                ["dashboard", "--storage", postgres_url, "--port", str(dash_port)],
+                env,
+                logs / "dashboard.log",
+            )
+            stack.callback(stop, dash)
 
             body = {**TINY, "backend": "ray", "study_name": "deploy-ray"}
             r = httpx.post(f"{base}/v1/studies", json=body, headers=auth, timeout=30)
@@ -691,11 +730,20 @@ def test_topology_runs_a_ray_job_submitted_through_the_api(
             study = optuna.load_study(study_name="deploy-ray", storage=postgres_url)
             nodes = {t.user_attrs.get("ray_node") for t in study.trials}
             assert None not in nodes, [t.user_attrs for t in study.trials]
-            raylet_logs = "".join(
-                p.read_text(errors="replace") for p in ray_tmp.glob("*/session_*/logs/raylet*")
+            driven = "".join(p.read_text(errors="replace") for p in logs.glob("worker-*.log"))
+            assert "Started a local Ray instance" not in driven, (
+                "the job worker started a Ray of its own instead of joining the cluster that "
+                "RAY_ADDRESS names (autotransfer.search._ray._init_ray must honour RAY_ADDRESS "
+                "when the request has no ray_address)"
             )
+            # ... on the nodes with CPUs we started, not on a job worker's node or another Ray
             for node in nodes:
-                assert node in raylet_logs, f"a trial ran on node {node}, not one of ours"
+                where = {
+                    p.relative_to(ray_tmp).parts[0]
+                    for p in ray_tmp.glob("**/session_*/logs/raylet.out")
+                    if f"Setting node ID node_id={node}" in p.read_text(errors="replace")
+                }
+                assert where in ({"h"}, {"n"}), f"a trial ran on node {node}, found in {where}"
 
             # the standalone dashboard reads the same storage
             _healthcheck(
@@ -708,5 +756,10 @@ def test_topology_runs_a_ray_job_submitted_through_the_api(
         _backup_and_restore(postgres_url, tmp_path / "backup.dump", job["id"])
     finally:
         _kill_mentioning(str(ray_tmp))
+        for path in ray_tmp.glob("**/session_*/logs/*"):  # kept beside the test's other logs
+            if path.is_file():
+                target = logs / "ray" / path.relative_to(ray_tmp)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     print(f"topology test: {time.monotonic() - started:.0f} s")
