@@ -55,27 +55,40 @@ def expected_cells(task: str) -> int:
 def load_grid(task: str, *, partial: bool) -> dict[str, Any] | None:
     """The stored grid when complete; with ``partial``, whatever cells it has so far."""
     path = oracle_path(task)
-    if not path.is_file():
+    if not path.is_file() and not partial:
         return None
-    grid = json.loads(path.read_text())
+    grid = (
+        json.loads(path.read_text())
+        if path.is_file()
+        else {"task": task, "backbone": BACKBONE, "cells": []}
+    )
     if len(grid["cells"]) >= expected_cells(task):
         return grid
-    if partial and grid["cells"]:
-        grid["partial"] = True
-        grid["stored_cells"] = len(grid["cells"])
-        return grid
-    return None
+    if not partial:
+        return None
+    grid["partial"] = True
+    grid["stored_cells"] = len(grid["cells"])
+    # cells this script trained on an earlier partial run (same protocol), reused
+    known = {(c["k"], c["lr"]) for c in grid["cells"]}
+    if fills_path(task).is_file():
+        extra = json.loads(fills_path(task).read_text())
+        grid["cells"] += [c for c in extra if (c["k"], c["lr"]) not in known]
+    return grid
+
+
+def fills_path(task: str) -> Path:
+    return RESULTS / f"recommender-fills-{task}.json"
 
 
 def nearest_lr(lr: float) -> float:
     return min(ORACLE_LRS, key=lambda g: abs(math.log(g / lr)))
 
 
-def cell(grid: dict[str, Any], k: int, lr: float) -> dict[str, Any]:
+def cell(grid: dict[str, Any], k: int, lr: float, *, fill: bool = True) -> dict[str, Any] | None:
     """The grid cell at depth ``k`` (the nearest grid depth on a depth subset) and nearest LR.
 
     On a partial grid (``grid["partial"]``) a missing cell is trained now with the oracle
-    protocol and added to the grid, marked ``"filled": true``.
+    protocol and added to the grid, marked ``"filled": true`` (``None`` without ``fill``).
     """
     lr = nearest_lr(lr)
     if not grid.get("partial"):
@@ -84,11 +97,15 @@ def cell(grid: dict[str, Any], k: int, lr: float) -> dict[str, Any]:
     found = [c for c in grid["cells"] if c["k"] == k and c["lr"] == lr]
     if found:
         return found[0]
+    if not fill:
+        return None
     start = time.perf_counter()
     epochs = TASKS[grid["task"]].oracle_epochs
     result = train_trial(oracle_config(k, lr, epochs), TASKS[grid["task"]].load())
     filled = {"k": k, "lr": lr, "best": result.best_val_accuracy, "filled": True}
     grid["cells"].append(filled)
+    fills = [c for c in grid["cells"] if c.get("filled")]
+    fills_path(grid["task"]).write_text(json.dumps(fills, indent=1))
     print(
         f"filled cell k={k} lr={lr}: {filled['best']:.4f} ({time.perf_counter() - start:.0f} s)",
         flush=True,
@@ -115,13 +132,22 @@ def train_recommended(rec: Recommendation, task: str) -> tuple[float, float]:
     return result.best_val_accuracy, time.perf_counter() - start
 
 
-def evaluate(task: str, grid: dict[str, Any], budget: str, train: bool) -> dict[str, Any]:
+def evaluate(
+    task: str, grid: dict[str, Any], budget: str, train: bool, reference_depths: list[int]
+) -> dict[str, Any]:
     dataset = TASKS[task].load()
     start = time.perf_counter()
     rec = recommend(dataset, BACKBONE, input_size=INPUT_SIZE, budget=budget)  # type: ignore[arg-type]
     rec_seconds = time.perf_counter() - start
     at = cell(grid, rec.freeze_depth, rec.base_lr)
-    seeds = [cell(grid, s["freeze_depth"], s["base_lr"]) for s in rec.seed_params()]
+    assert at is not None
+    if grid.get("partial"):
+        for k in reference_depths:  # reference points where the partial grid has none
+            for lr in (rec.base_lr, rec.base_lr * 3):
+                cell(grid, k, lr)
+    # on a partial grid only the recommended cell is trained; seeds use the cells there are
+    found = [cell(grid, s["freeze_depth"], s["base_lr"], fill=False) for s in rec.seed_params()]
+    seeds = [c for c in found if c is not None]
     best_seed = max(seeds, key=lambda c: c["best"])
     best = best_cell(grid)  # after filling: a partial grid's best includes the filled cells
     rank, depths = depth_rank(grid, rec.freeze_depth)
@@ -148,6 +174,7 @@ def evaluate(task: str, grid: dict[str, Any], budget: str, train: bool) -> dict[
         "seed_best": best_seed["best"],
         "seed_cell": [best_seed["k"], best_seed["lr"]],
         "seed_regret": best["best"] - best_seed["best"],
+        "seeds_measured": f"{len(seeds)} of {len(found)}",
         "reasons": rec.reasons,
     }
     if grid.get("partial"):
@@ -182,7 +209,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['oracle_best']:.4f} ({r['oracle_k']}, {r['oracle_lr']:g}) | "
             f"{r['grid_accuracy']:.4f} ({r['grid_k']}, {r['grid_lr']:g}) | "
             f"{r['regret'] * 100:.2f} pt | {r['depth_rank']} of {r['depths']} | "
-            f"{r['seed_best']:.4f} ({r['seed_cell'][0]}, {r['seed_cell'][1]:g}) | "
+            f"{r['seed_best']:.4f} ({r['seed_cell'][0]}, {r['seed_cell'][1]:g}; "
+            f"{r['seeds_measured']} in the grid) | "
             f"{r['seed_regret'] * 100:.2f} pt | {trained[0]} | {trained[1]} |"
         )
     return "\n".join(lines)
@@ -212,8 +240,16 @@ def main() -> None:
         help="use incomplete grids too (missing cells the comparison needs are trained now)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--fill-depths",
+        type=int,
+        nargs="*",
+        default=[],
+        help="with --partial: also train these depths at the recommended LR and ×3",
+    )
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     rows, missing = [], []
     for task in args.tasks:
         grid = load_grid(task, partial=args.partial)
@@ -226,8 +262,14 @@ def main() -> None:
             )
             print(f"skipped {missing[-1]}", flush=True)
             continue
-        rows.append(evaluate(task, grid, args.budget, args.train))
+        rows.append(evaluate(task, grid, args.budget, args.train, args.fill_depths))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "reasons"}), flush=True)
+    for task in TASKS:
+        if task not in args.tasks:
+            missing.append(
+                f"`{task}`: not run; `python benchmarks/oracle.py --task {task}` computes its "
+                f"grid ({expected_cells(task)} cells), then `python benchmarks/recommender.py`"
+            )
     if not rows:
         raise SystemExit("no task has a complete oracle grid; nothing to compare")
     body = f"## Recommender vs the oracle grid (budget {args.budget})\n\n{header()}\n"
@@ -252,7 +294,8 @@ def main() -> None:
                 f"{part['depths_measured']}); cells the comparison needed were trained with the "
                 f"oracle protocol ({filled or 'none'}). Its *oracle best* is the best of these "
                 "cells, so the regret and depth rank are lower bounds: the complete grid can "
-                "only raise the best and add better depths.\n"
+                "only raise the best and add better depths. Seeds are looked up only among "
+                "the cells there are.\n"
             )
     if missing:
         body += "\nNot measured: " + "; ".join(missing) + ".\n"

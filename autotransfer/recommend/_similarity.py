@@ -24,7 +24,8 @@ uniform noise, random labels            7.39       0.07        0.11
   images and undefined when even the lowest cut separates the classes (a trivially easy
   sample), so it gets a quarter of the weight, and none when the lowest cut is already at
   ``SATURATED`` accuracy or above.
-- Families without BatchNorm (ViT, Swin) use the probe gain alone.
+- Families without BatchNorm (ViT, Swin) use the probe gain alone, and 0.5 (undecided)
+  when the lowest cut is saturated.
 
 ``SIMILAR`` = 0.5 is the threshold of the decision table: photographs fall above it,
 digits, Fashion-MNIST and noise below.
