@@ -17,10 +17,8 @@ import torch
 from autotransfer.backbones import Backbone, create_backbone
 from autotransfer.cache import FeatureCache, FeatureKey, Features, MemoryLRU, make_cache
 from autotransfer.data import TensorImages, TransferDataset, load_dataset
-from autotransfer.finetune import TrialConfig, fit, train_trial
-from autotransfer.finetune._device import Precision
-from autotransfer.finetune._feeds import bypass_reason, feature_key
-from autotransfer.finetune._trainer import make_feed
+from autotransfer.finetune import Precision, TrialConfig, bypass_reason, fit, make_feed, train_trial
+from autotransfer.finetune._feeds import feature_key
 
 
 @pytest.fixture(autouse=True, scope="module")

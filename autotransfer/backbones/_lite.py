@@ -93,7 +93,8 @@ class EfficientNetLiteFamily(BackboneFamily):
         for path, fn in steps:
             match = _BLOCK_STEP.fullmatch(path)
             if match and rate:
-                fn = functools.partial(fn, drop_connect_rate=rate * int(match[1]) / count)
+                block: Any = fn  # an MBConvBlock: forward(inputs, drop_connect_rate=None)
+                fn = functools.partial(block, drop_connect_rate=rate * int(match[1]) / count)
             bound.append((path, fn))
         return bound
 

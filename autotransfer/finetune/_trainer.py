@@ -87,7 +87,7 @@ def _evaluate(
         with precision.autocast():
             logits = forward(x)
         loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-        correct += (logits.argmax(1) == labels).sum().item()
+        correct += int((logits.argmax(1) == labels).sum())
         seen += labels.numel()
     model.train()
     return loss_sum / max(seen, 1), correct / max(seen, 1)
@@ -195,7 +195,7 @@ def fit(
                 precision.scaler.update()
                 scheduler.step()
                 loss_sum += loss.item() * labels.numel()
-                correct += (logits.argmax(1) == labels).sum().item()
+                correct += int((logits.argmax(1) == labels).sum())
                 seen += labels.numel()
                 if on_step is not None:
                     on_step(epoch, step, steps_per_epoch)
