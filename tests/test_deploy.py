@@ -322,11 +322,14 @@ def test_dockerfile_user_healthcheck_command_and_versions() -> None:
     import torchvision
 
     steps = dockerfile()
+    args = dict(arg.split("=", 1) for word, arg in steps if word == "ARG" and "=" in arg)
     users = [arg for word, arg in steps if word == "USER"]
-    assert users and users[-1].split(":")[0] not in ("0", "root"), users
-    uid = users[-1].split(":")[0]
-    assert any(word == "RUN" and "--uid ${APP_UID}" in arg for word, arg in steps)
-    assert f"ARG APP_UID={uid}" in [f"{w} {a}" for w, a in steps], "USER and useradd disagree"
+    assert users == ["${APP_UID}:${APP_UID}"], "USER must be the user useradd creates"
+    assert any(word == "RUN" and "useradd --uid ${APP_UID}" in arg for word, arg in steps)
+    uid = args["APP_UID"]
+    assert uid.isdigit() and int(uid) > 0, f"APP_UID={uid}: not a non-root numeric id"
+    for group in [kuberay()[0]["spec"]["headGroupSpec"], *kuberay()[0]["spec"]["workerGroupSpecs"]]:
+        assert group["template"]["spec"]["securityContext"]["runAsUser"] == int(uid)
 
     health = [arg for word, arg in steps if word == "HEALTHCHECK"]
     assert len(health) == 1 and "/healthz" in health[0]
@@ -337,7 +340,6 @@ def test_dockerfile_user_healthcheck_command_and_versions() -> None:
     assert {int(p) for p in HTTP_PORT.findall(health[0])} == ports
     assert [arg for word, arg in steps if word == "EXPOSE"] == [str(p) for p in ports]
 
-    args = dict(arg.split("=", 1) for word, arg in steps if word == "ARG" and "=" in arg)
     stages = {arg.split(" AS ")[1] for word, arg in steps if word == "FROM" and " AS " in arg}
     assert {"base-cpu", "base-cuda"} <= stages and args["FLAVOR"] == "cpu"
     assert ("FROM", "base-${FLAVOR}") in steps
