@@ -585,6 +585,8 @@ def _backup_and_restore(url: str, dump: Path, job_id: str) -> None:
     import psycopg
     import sqlalchemy as sa
 
+    tools = [shutil.which("pg_dump"), shutil.which("pg_restore")]
+    assert all(tools), "pg_dump/pg_restore not found: install PostgreSQL's client tools"
     parsed = sa.engine.make_url(url)
     where = ["-h", str(parsed.host), "-p", str(parsed.port), "-U", str(parsed.username)]
     subprocess.run(
