@@ -144,6 +144,21 @@ def test_bad_ray_settings_are_refused_before_any_trial(tmp_path: Path) -> None:
         run_search(SearchRequest(**{**base, "workers": 2}))  # type: ignore[arg-type]
 
 
+def test_trials_a_killed_driver_left_running_are_failed(tmp_path: Path) -> None:
+    from autotransfer.search._ray import _fail_orphans
+
+    url = f"sqlite:///{tmp_path}/o.db"
+    study = optuna.create_study(storage=make_storage(url, heartbeat_interval=None))
+    for ray_id in ("a", "b", None):
+        trial = study.ask()
+        if ray_id:
+            trial.set_user_attr("ray_trial_id", ray_id)
+    _fail_orphans(study, known={"b"})  # the resumed experiment holds trial b
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    assert study.trials[0].user_attrs["error"].startswith("orphaned")
+
+
 # --- a real two-node cluster ----------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ import functools
 import logging
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,32 @@ def _trial_slots(request: SearchRequest) -> int:
     return max(1, int(slots))
 
 
+def _known_trials(experiment: Path) -> set[str]:
+    from ray.tune import ExperimentAnalysis
+
+    return {trial.trial_id for trial in ExperimentAnalysis(str(experiment)).trials}
+
+
+def _fail_orphans(study: optuna.Study, known: set[str]) -> None:
+    """Fail the study's running Ray trials that the experiment about to run does not hold.
+
+    A driver killed hard (SIGKILL, lost machine) leaves the trials it asked after Tune's last
+    experiment snapshot RUNNING in the storage, where nothing would ever finish them; like a
+    stale heartbeat on the Optuna backend, they become FAIL and their slots are freed. One
+    Ray driver per study at a time: another driver's live trials would look orphaned too.
+    """
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        ray_id = trial.user_attrs.get(RAY_TRIAL_ATTR)
+        if ray_id is not None and ray_id not in known:
+            study._storage.set_trial_user_attr(
+                trial._trial_id, "error", "orphaned: its Ray driver stopped without it"
+            )
+            with warnings.catch_warnings():  # Optuna: heartbeats belong to Study.optimize
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+                study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            log.warning("trial %d was left running by a stopped Ray driver: FAIL", trial.number)
+
+
 def _worker_request(p: PreparedSearch) -> str:
     """The request each trial gets: tiny, and with a local dataset path made absolute
     (Tune runs trials in their own folders)."""
@@ -176,6 +203,7 @@ def run_ray_search(
         )
         conditional = any(param.when for param in spec.parameters.values())
         param_space = None if conditional else ray_search_space(spec, p.num_blocks)
+        _fail_orphans(study, _known_trials(root / name) if resume else set())
         if resume:
             log.info("resuming Tune experiment %s", root / name)
             tuner = tune.Tuner.restore(
