@@ -144,6 +144,31 @@ def test_bad_ray_settings_are_refused_before_any_trial(tmp_path: Path) -> None:
         run_search(SearchRequest(**{**base, "workers": 2}))  # type: ignore[arg-type]
 
 
+def test_a_trial_no_node_can_hold_is_refused_not_left_pending(tmp_path: Path) -> None:
+    import ray
+
+    request = SearchRequest(
+        dataset=DATA,
+        space="small_data",
+        trials=1,
+        max_epochs=1,
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/gpu.db",
+        device="cpu",
+        backend="ray",
+        recommend=False,
+        gpus_per_trial=0.5,
+    )
+    gpus = 0  # this machine's GPUs as Ray counts them
+    if Path("/proc/driver/nvidia/gpus").exists():
+        gpus = len(list(Path("/proc/driver/nvidia/gpus").iterdir()))
+    if gpus:
+        pytest.skip("this machine has a GPU: half a GPU per trial fits")
+    with pytest.raises(UserInputError, match=r"0\.5 GPUs \(gpus_per_trial\)"):
+        run_search(request, seeds=[])
+    assert not ray.is_initialized(), "the local Ray is shut down after the refusal"
+
+
 def test_trials_a_killed_driver_left_running_are_failed(tmp_path: Path) -> None:
     from autotransfer.search._ray import _fail_orphans
 

@@ -122,6 +122,21 @@ def _trial_slots(request: SearchRequest) -> int:
     return max(1, int(slots))
 
 
+def _check_resources(cpus: float, gpus: float) -> None:
+    """Refuse a trial size no node can hold: Tune would wait for it forever."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0.0) >= cpus and r.get("GPU", 0.0) >= gpus for r in nodes):
+        return
+    sizes = ", ".join(f"{r.get('CPU', 0.0):g} CPU/{r.get('GPU', 0.0):g} GPU" for r in nodes)
+    raise UserInputError(
+        f"No Ray node can hold one trial of {cpus:g} CPUs (threads) and {gpus:g} GPUs "
+        f"(gpus_per_trial); the nodes have {sizes or 'nothing'}. Lower --threads or "
+        f"--gpus-per-trial, or add a node that large (an autoscaling cluster: start it first)."
+    )
+
+
 def _known_trials(experiment: Path) -> set[str]:
     from ray.tune import ExperimentAnalysis
 
@@ -190,6 +205,7 @@ def run_ray_search(
     searcher_mod._STOP_CHECKS[p.study_name] = lambda: bool(should_stop and should_stop())
     searcher_mod._DEADLINES[p.study_name] = deadline
     try:
+        _check_resources(cpus, request.gpus_per_trial)
         trainable = tune.with_resources(
             tune.with_parameters(
                 run_trial,
