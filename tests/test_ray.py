@@ -382,6 +382,42 @@ def test_multi_objective_study_records_accuracy_and_cost(tmp_path: Path) -> None
         assert t.intermediate_values == {} and t.user_attrs["epochs_run"] == 2
 
 
+@pytest.mark.slow
+def test_cancelling_stops_the_running_trials_as_failed_and_a_rerun_completes(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/cancel.db"
+    request = SearchRequest(
+        dataset=DATA,
+        space="small_data",
+        trials=3,
+        max_epochs=3,
+        input_size=32,
+        storage=url,
+        study_name="cancel",
+        device="cpu",
+        threads=1,
+        backend="ray",
+        recommend=False,
+        max_concurrent_trials=1,
+    )
+
+    def cancelled() -> bool:  # the service's cancel: once a trial has an epoch recorded
+        return any(_counts(url, "cancel").get(s) for s in FINISHED) or any(
+            t.intermediate_values
+            for t in optuna.load_study(study_name="cancel", storage=make_storage(url)).get_trials(
+                deepcopy=False
+            )
+        )
+
+    study = run_search(request, seeds=[], should_stop=cancelled)
+    trials = study.get_trials()
+    assert len(trials) == 1 and trials[0].state == TrialState.FAIL, trials
+    assert trials[0].user_attrs["error"].startswith("TrialCancelled")
+    again = run_search(request, seeds=[])  # the cancelled trial is rerun, as on Optuna
+    assert len(again.get_trials(states=FINISHED)) == 3
+
+
 def _counts(url: str, name: str) -> dict[TrialState, int]:
     try:
         study = optuna.load_study(study_name=name, storage=make_storage(url))

@@ -243,7 +243,8 @@ def run_ray_search(
     (root / name / DONE_MARKER).touch()
     if _finished(study) < target:
         log.warning(
-            "study %s has %d of %d finished trials (many failed); run again to add the rest",
+            "study %s has %d of %d finished trials (cancelled, or many failed); run again to "
+            "add the rest",
             p.study_name,
             _finished(study),
             target,

@@ -44,7 +44,12 @@ def _stop_requested(study_name: str) -> bool:
 
 
 class CancelStopper(Stopper):
-    """Stops every trial at its next report once the caller's ``should_stop`` says so."""
+    """Stops every trial at its next report (the end of an epoch) once the caller's
+    ``should_stop`` says so; the searcher then starts none, so the run ends.
+
+    Not ``stop_all``: Tune stops trials that way without telling the searcher, which would
+    leave their Optuna trials RUNNING.
+    """
 
     def __init__(self, study_name: str) -> None:
         self.study_name = study_name
@@ -53,7 +58,7 @@ class CancelStopper(Stopper):
         return _stop_requested(self.study_name)
 
     def stop_all(self) -> bool:
-        return _stop_requested(self.study_name)
+        return False
 
 
 class StudySearcher(OptunaSearch):
