@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
 import warnings
@@ -89,7 +90,11 @@ def _init_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
-        # "local": a new instance even when `ray start` left a cluster to join on this machine
+        # Ray's own variable names a cluster explicitly (deployments set it for the job
+        # workers); without it, "local": a new instance even when `ray start` left a cluster
+        # to join on this machine
+        address = os.environ.get("RAY_ADDRESS") or None
+    if address is None:
         ray.init(address="local", include_dashboard=False, log_to_driver=True)
         return True
     if not _ADDRESS.match(address):
