@@ -133,7 +133,12 @@ def train_recommended(rec: Recommendation, task: str) -> tuple[float, float]:
 
 
 def evaluate(
-    task: str, grid: dict[str, Any], budget: str, train: bool, reference_depths: list[int]
+    task: str,
+    grid: dict[str, Any],
+    budget: str,
+    train: bool,
+    reference_depths: list[int],
+    fill_seeds: bool = False,
 ) -> dict[str, Any]:
     dataset = TASKS[task].load()
     start = time.perf_counter()
@@ -145,8 +150,10 @@ def evaluate(
         for k in reference_depths:  # reference points where the partial grid has none
             for lr in (rec.base_lr, rec.base_lr * 3):
                 cell(grid, k, lr)
-    # on a partial grid only the recommended cell is trained; seeds use the cells there are
-    found = [cell(grid, s["freeze_depth"], s["base_lr"], fill=False) for s in rec.seed_params()]
+    # on a partial grid seeds use the cells there are, unless fill_seeds trains them too
+    found = [
+        cell(grid, s["freeze_depth"], s["base_lr"], fill=fill_seeds) for s in rec.seed_params()
+    ]
     seeds = [c for c in found if c is not None]
     best_seed = max(seeds, key=lambda c: c["best"])
     best = best_cell(grid)  # after filling: a partial grid's best includes the filled cells
@@ -242,6 +249,9 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
+        "--fill-seeds", action="store_true", help="with --partial: also train missing seed cells"
+    )
+    parser.add_argument(
         "--fill-depths",
         type=int,
         nargs="*",
@@ -262,7 +272,9 @@ def main() -> None:
             )
             print(f"skipped {missing[-1]}", flush=True)
             continue
-        rows.append(evaluate(task, grid, args.budget, args.train, args.fill_depths))
+        rows.append(
+            evaluate(task, grid, args.budget, args.train, args.fill_depths, args.fill_seeds)
+        )
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "reasons"}), flush=True)
     for task in TASKS:
         if task not in args.tasks:
@@ -290,12 +302,11 @@ def main() -> None:
             filled = ", ".join(f"k={k} LR {lr:g}: {acc:.4f}" for k, lr, acc in part["filled"])
             body += (
                 f"\n**{r['task']}: partial grid.** The oracle run had stored "
-                f"{part['stored_cells']} of {part['expected_cells']} cells (depths "
-                f"{part['depths_measured']}); cells the comparison needed were trained with the "
-                f"oracle protocol ({filled or 'none'}). Its *oracle best* is the best of these "
-                "cells, so the regret and depth rank are lower bounds: the complete grid can "
-                "only raise the best and add better depths. Seeds are looked up only among "
-                "the cells there are.\n"
+                f"{part['stored_cells']} of {part['expected_cells']} cells; the cells the "
+                f"comparison needed were trained here with the oracle protocol ({filled or 'none'}"
+                f"), so depths {part['depths_measured']} are covered. The *oracle best* is the "
+                "best of these cells, so the regret and depth rank are lower bounds: the "
+                "complete grid can only raise the best and add better depths.\n"
             )
     if missing:
         body += "\nNot measured: " + "; ".join(missing) + ".\n"
