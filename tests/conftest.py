@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +12,9 @@ import pytest
 # Rich wraps at the terminal width; a wide virtual terminal keeps messages on one line so the
 # CLI tests can look for whole paths and sentences.
 os.environ["COLUMNS"] = "250"
+# Searches and `train` cache frozen features by default; keep the tests' caches out of the
+# home folder (subprocesses inherit the variable).
+os.environ["AUTOTRANSFER_CACHE_DIR"] = tempfile.mkdtemp(prefix="autotransfer-test-features-")
 
 PG_HOST = os.environ.get("AUTOTRANSFER_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("AUTOTRANSFER_TEST_PG_PORT", "5432"))
