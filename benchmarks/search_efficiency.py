@@ -96,8 +96,19 @@ def _request(task: Task, storage: str, name: str, budget_s: float, **extra: Any)
     )
 
 
+AUTOTRANSFER_WORKERS = 1  # --autotransfer-workers: worker processes, cores split between them
+
+
 def run_autotransfer(task: Task, storage: str, budget_s: float) -> tuple[optuna.Study, dict]:
-    request = _request(task, storage, "autotransfer", budget_s, recommend=True, cache=True)
+    request = _request(
+        task,
+        storage,
+        "autotransfer",
+        budget_s,
+        recommend=True,
+        cache=True,
+        workers=AUTOTRANSFER_WORKERS,
+    )
     study = run_search(request)
     decision = decide(study)
     assert decision is not None, "autotransfer completed no trial within the budget"
@@ -247,7 +258,12 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600.0, help="seconds per method")
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--out", type=Path, default=RESULTS / "search_efficiency")
+    parser.add_argument(
+        "--autotransfer-workers", type=int, default=1, help="worker processes for method (a)"
+    )
     args = parser.parse_args()
+    global AUTOTRANSFER_WORKERS
+    AUTOTRANSFER_WORKERS = args.autotransfer_workers
     if args.quick:
         args.tasks, args.budget = ["digits"], 150.0
     torch.set_num_threads(os.cpu_count() or 1)
