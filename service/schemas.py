@@ -65,6 +65,12 @@ class StudyCreate(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     input_size: int | None = Field(None, ge=8, le=4096)
     recommend: bool = Field(True, description="seed the first trials with the recommender")
+    cache: bool = Field(
+        True,
+        description="reuse frozen-prefix features across trials (kept beside a SQLite "
+        "database, else in the worker's ~/.cache/autotransfer/features); false trains every "
+        "epoch through the whole backbone",
+    )
     backend: Literal["optuna", "ray"] = "optuna"
     study_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
 

@@ -98,6 +98,7 @@ def search_request(
             seed=job.seed,
             input_size=job.input_size,
             recommend=job.recommend,
+            cache=job.cache,
             backend=job.backend,
             storage=settings.database_url,
             study_name=study_name,

@@ -155,6 +155,43 @@ def test_real_search_runs_seeds_first_and_records_trials(tmp_path: Path) -> None
     assert len(again.get_trials()) == len(trials)
 
 
+def test_cancel_stops_at_the_next_epoch_but_keeps_a_finished_trial(tmp_path: Path) -> None:
+    request = SearchRequest(
+        dataset=TINY_DATA,
+        space="small_data",
+        trials=3,
+        max_epochs=3,
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/cancel.db",
+        study_name="cancel",
+        device="cpu",
+    )
+    seeds = [Seed({"freeze_depth": 1, "base_lr": 0.05, "lp_ft_epochs": 0})]
+    asked: list[int] = []
+
+    def at_last_epoch() -> bool:
+        # asked by the worker before the trial, after epochs 1 and 2, then (cancel arrived
+        # during epoch 3) True from the 4th ask on: the 3rd epoch's end must not fail the
+        # finished trial, and the worker must start no other
+        asked.append(1)
+        return len(asked) >= 4
+
+    study = run_search(request, seeds=seeds, should_stop=at_last_epoch)
+    (only,) = study.get_trials()
+    assert only.state == TrialState.COMPLETE and only.user_attrs["epochs_run"] == 3, only
+    assert len(asked) == 4
+
+    asked.clear()
+    request = request.model_copy(update={"study_name": "cancel-early"})
+    # a cancel arriving during epoch 1 (True from the 2nd ask) stops the trial after it
+    study = run_search(
+        request, seeds=seeds, should_stop=lambda: bool(asked.append(1)) or len(asked) >= 2
+    )
+    (only,) = study.get_trials()
+    assert only.state == TrialState.FAIL and only.user_attrs["epochs_run"] == 1, only
+    assert only.user_attrs["error"].startswith("TrialCancelled: cancelled after epoch 1")
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
     base = dict(
         dataset=TINY_DATA,

@@ -20,16 +20,18 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 SLOW_SPEC = {
     "name": "slow_for_cancel",
     "parameters": {
-        "freeze_depth": {"type": "depth", "fraction": [0.0, 0.35]},
+        "freeze_depth": {"type": "depth", "fraction": [0.6, 1.0]},
         "base_lr": {"type": "float", "low": 0.003, "high": 0.1, "log": True},
     },
     "budget": {"trials": 20, "max_epochs": 5, "pruner": {"type": "none"}},
 }
+# uncached deep fine-tuning, so each epoch takes seconds and a cancel lands mid-trial
 SLOW = {
-    "dataset": "synthetic:classes=3,per_class=40,size=32",
+    "dataset": "synthetic:classes=3,per_class=80,size=48",
     "spec": SLOW_SPEC,
-    "input_size": 32,
+    "input_size": 48,
     "recommend": False,
+    "cache": False,
 }
 
 

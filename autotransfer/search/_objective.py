@@ -18,8 +18,9 @@ SOURCE_ATTR = "source"
 
 
 class TrialCancelled(Exception):
-    """Raised at the end of an epoch when the study's ``should_stop`` says stop (a cancel);
-    the worker records the trial as FAIL with this reason, so a resumed study reruns it."""
+    """Raised at the end of an epoch before the last when the study's ``should_stop`` says
+    stop (a cancel); the worker records the trial as FAIL with this reason, so a resumed
+    study reruns it. A trial whose last epoch is already done completes normally."""
 
 
 def trial_config(
@@ -109,7 +110,9 @@ class TrialObjective:
             trial.set_user_attr("epochs_run", m.epoch)
             trial.set_user_attr("train_time_s", round(m.elapsed_s, 3))
             trial.set_user_attr("trainable_parameters", m.trainable_parameters)
-            if self.should_stop is not None and self.should_stop():
+            # a cancel stops the trial at its next epoch boundary; after the last epoch the
+            # work is done, so the trial completes instead of being thrown away
+            if m.epoch < config.epochs and self.should_stop is not None and self.should_stop():
                 raise TrialCancelled(f"cancelled after epoch {m.epoch}")
             if multi:  # Optuna has no intermediate values for multi-objective studies
                 return
