@@ -15,7 +15,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autotransfer.search import SearchRequest, Seed, make_storage, prepare, run_search, run_worker
+from autotransfer.search import (
+    SearchRequest,
+    Seed,
+    TrialObjective,
+    make_storage,
+    prepare,
+    run_search,
+    run_worker,
+)
 from autotransfer.spec import load_spec, optuna_pruner, optuna_sampler, parse_spec, suggest
 
 TINY_DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
@@ -190,6 +198,37 @@ def test_cancel_stops_at_the_next_epoch_but_keeps_a_finished_trial(tmp_path: Pat
     (only,) = study.get_trials()
     assert only.state == TrialState.FAIL and only.user_attrs["epochs_run"] == 1, only
     assert only.user_attrs["error"].startswith("TrialCancelled: cancelled after epoch 1")
+
+
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("epochs", "state", "epochs_run"), [(1, "COMPLETE", 1), (2, "PRUNED", 1)])
+def test_a_trial_is_never_pruned_after_its_last_epoch(
+    tmp_path: Path, epochs: int, state: str, epochs_run: int
+) -> None:
+    request = SearchRequest(
+        dataset=TINY_DATA,
+        space="small_data",
+        trials=1,
+        max_epochs=epochs,
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/last.db",
+        study_name="last",
+        device="cpu",
+    )
+    p = prepare(request)
+    objective = TrialObjective(
+        p.spec, p.dataset, backbone=request.backbone, weights=request.weights,
+        num_blocks=p.num_blocks, input_size=p.input_size, device="cpu",
+    )  # fmt: skip
+    study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
+    study.enqueue_trial({"freeze_depth": 1, "base_lr": 0.05, "lp_ft_epochs": 0, "augment": False})
+    study.optimize(objective, n_trials=1)
+    (trial,) = study.trials
+    assert trial.state.name == state and trial.user_attrs["epochs_run"] == epochs_run
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:

@@ -117,7 +117,8 @@ class TrialObjective:
             if multi:  # Optuna has no intermediate values for multi-objective studies
                 return
             trial.report(m.val_accuracy, m.epoch)
-            if trial.should_prune():
+            # after the last epoch there is nothing left to save: the trial completes
+            if m.epoch < config.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch}: val acc {m.val_accuracy:.4f}")
 
         result = train_trial(config, self.dataset, cache=self.cache, reporter=report)
