@@ -119,7 +119,12 @@ def search_cmd(
     trials: Annotated[int | None, typer.Option(help="finished trials to reach")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds; no new trial after it")] = None,
     max_epochs: int | None = None,
-    seed: int | None = None,
+    seed: Annotated[
+        int | None, typer.Option(help="sampler, training and (by default) split seed")
+    ] = None,
+    split_seed: Annotated[
+        int | None, typer.Option(help="train/validation split seed (default: --seed)")
+    ] = None,
     storage: StorageOpt = DEFAULT_STORAGE,
     study_name: str | None = None,
     workers: Annotated[int, typer.Option(help="worker processes on this machine")] = 1,
@@ -168,6 +173,7 @@ def search_cmd(
             timeout_s=timeout,
             max_epochs=max_epochs,
             seed=seed,
+            split_seed=split_seed,
             storage=storage,
             study_name=study_name,
             workers=workers,

@@ -14,15 +14,21 @@ regret against the oracle best, the wall time until a trial within 1 point of th
 best finished, and the search cost in units of one (uncached) training run of the picked
 configuration, retrained here once per method.
 
+With ``--repeats N`` every method runs N times with seeds 0…N−1 (sampler, training and
+recommender seeds; the data split stays seed 0, the oracle's), and the summary compares
+medians: one lucky draw of a random search can land on the target in its first trial.
+
     python benchmarks/search_efficiency.py --quick                  # digits, 150 s per method
-    python benchmarks/search_efficiency.py --tasks digits fmnist-1k --budget 600
+    python benchmarks/search_efficiency.py --tasks digits fmnist-1k --budget 240 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -48,6 +54,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 @dataclass
 class MethodResult:
     method: str
+    seed: int
     trials: int
     pruned: int
     picked_params: dict[str, Any]
@@ -75,7 +82,9 @@ def _time_to_target(rows: list[tuple[float, float]], target: float) -> float | N
     return next((s for s, acc in rows if acc >= target - 1e-12), None)
 
 
-def _request(task: Task, storage: str, name: str, budget_s: float, **extra: Any) -> SearchRequest:
+def _request(
+    task: Task, storage: str, name: str, budget_s: float, seed: int, **extra: Any
+) -> SearchRequest:
     return SearchRequest.model_validate(
         {
             "dataset": task.dataset,
@@ -86,7 +95,8 @@ def _request(task: Task, storage: str, name: str, budget_s: float, **extra: Any)
             "trials": 10_000,  # the wall-clock budget decides, not the trial count
             "timeout_s": budget_s,
             "max_epochs": task.oracle_epochs,
-            "seed": 0,
+            "seed": seed,
+            "split_seed": 0,  # the oracle's split, whatever the method's seed
             "storage": storage,
             "study_name": name,
             "input_size": INPUT_SIZE,
@@ -99,12 +109,15 @@ def _request(task: Task, storage: str, name: str, budget_s: float, **extra: Any)
 AUTOTRANSFER_WORKERS = 1  # --autotransfer-workers: worker processes, cores split between them
 
 
-def run_autotransfer(task: Task, storage: str, budget_s: float) -> tuple[optuna.Study, dict]:
+def run_autotransfer(
+    task: Task, storage: str, budget_s: float, seed: int
+) -> tuple[optuna.Study, dict]:
     request = _request(
         task,
         storage,
         "autotransfer",
         budget_s,
+        seed,
         recommend=True,
         cache=True,
         workers=AUTOTRANSFER_WORKERS,
@@ -116,14 +129,18 @@ def run_autotransfer(task: Task, storage: str, budget_s: float) -> tuple[optuna.
     return study, {"params": trial.params, "accuracy": decision.chosen_accuracy}
 
 
-def run_ray(task: Task, storage: str, budget_s: float) -> tuple[optuna.Study, dict]:
-    request = _request(task, storage, "ray", budget_s, recommend=False, cache=False, backend="ray")
+def run_ray(task: Task, storage: str, budget_s: float, seed: int) -> tuple[optuna.Study, dict]:
+    request = _request(
+        task, storage, "ray", budget_s, seed, recommend=False, cache=False, backend="ray"
+    )
     study = run_search(request, seeds=[])
     best = study.best_trial
     return study, {"params": best.params, "accuracy": best.value}
 
 
-def run_plain_optuna(task: Task, storage: str, budget_s: float) -> tuple[optuna.Study, dict]:
+def run_plain_optuna(
+    task: Task, storage: str, budget_s: float, seed: int
+) -> tuple[optuna.Study, dict]:
     """What an engineer writes by hand: TPE, full epochs per trial, no pruning, no cache."""
     spec = load_spec("default")
     dataset = task.load()
@@ -134,17 +151,18 @@ def run_plain_optuna(task: Task, storage: str, budget_s: float) -> tuple[optuna.
         storage=storage,
         study_name="plain-optuna",
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=0),
+        sampler=optuna.samplers.TPESampler(seed=seed),
     )
 
     def objective(trial: optuna.Trial) -> float:
-        return train_trial(_config(task, suggest(trial, spec, n)), dataset).best_val_accuracy
+        config = _config(task, suggest(trial, spec, n), seed)
+        return train_trial(config, dataset).best_val_accuracy
 
     study.optimize(objective, timeout=budget_s)
     return study, {"params": study.best_trial.params, "accuracy": study.best_value}
 
 
-def _config(task: Task, params: dict[str, Any]) -> TrialConfig:
+def _config(task: Task, params: dict[str, Any], seed: int) -> TrialConfig:
     """A sampled configuration at the task's full epoch budget, uncached protocol."""
     spec = load_spec("default")
     spec = spec.model_copy(
@@ -156,38 +174,41 @@ def _config(task: Task, params: dict[str, Any]) -> TrialConfig:
         backbone=BACKBONE,
         weights="DEFAULT",
         input_size=INPUT_SIZE,
-        seed=0,
+        seed=seed,
         device="cpu",
     )
 
 
-def one_run_seconds(task: Task, params: dict[str, Any]) -> float:
+def one_run_seconds(task: Task, params: dict[str, Any], seed: int) -> float:
     """Wall time of one uncached training run of a picked configuration."""
-    config = _config(task, params)
+    config = _config(task, params, seed)
     dataset = task.load()
     start = time.perf_counter()
     train_trial(config, dataset)
     return time.perf_counter() - start
 
 
-METHODS: dict[str, Callable[[Task, str, float], tuple[optuna.Study, dict]]] = {
+METHODS: dict[str, Callable[[Task, str, float, int], tuple[optuna.Study, dict]]] = {
     "autotransfer": run_autotransfer,
     "plain optuna": run_plain_optuna,
     "ray tune asha": run_ray,
 }
 
 
-def measure(task: Task, method: str, budget_s: float, oracle_best: float) -> MethodResult:
+def measure(
+    task: Task, method: str, budget_s: float, oracle_best: float, seed: int
+) -> MethodResult:
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{tmp}/study.db"
         start = time.time()
-        study, picked = METHODS[method](task, storage, budget_s)
+        study, picked = METHODS[method](task, storage, budget_s, seed)
         wall = time.time() - start
         rows = _finish_times(study, start)
         states = [t.state for t in study.get_trials(deepcopy=False)]
-    one_run = one_run_seconds(task, picked["params"])
+    one_run = one_run_seconds(task, picked["params"], seed)
     return MethodResult(
         method=method,
+        seed=seed,
         trials=len(rows),
         pruned=states.count(optuna.trial.TrialState.PRUNED),
         picked_params=picked["params"],
@@ -210,6 +231,7 @@ def oracle_row(grid: dict[str, Any]) -> MethodResult:
             ttt = elapsed
     return MethodResult(
         method="oracle grid",
+        seed=0,
         trials=len(grid["cells"]),
         pruned=0,
         picked_params={"freeze_depth": top["k"], "base_lr": top["lr"]},
@@ -222,32 +244,74 @@ def oracle_row(grid: dict[str, Any]) -> MethodResult:
     )
 
 
-def table(task: str, oracle_best: float, rows: list[MethodResult]) -> str:
-    def fmt(x: float | None) -> str:
-        return f"{x:.0f}" if x is not None else "not reached"
+def _fmt(x: float | None) -> str:
+    return f"{x:.0f}" if x is not None else "not reached"
 
+
+def _median_time(runs: list[MethodResult]) -> float:
+    """Median time to target; a run that never reached it counts as infinitely late."""
+    return statistics.median(
+        r.time_to_target_s if r.time_to_target_s is not None else math.inf for r in runs
+    )
+
+
+def summary(rows: list[MethodResult], budget_s: float) -> list[str]:
+    """Medians over the seeds per method, and autotransfer's median ÷ each other method's."""
+    methods = [m for m in dict.fromkeys(r.method for r in rows) if m != "oracle grid"]
+    by_method = {m: [r for r in rows if r.method == m] for m in methods}
     lines = [
-        f"### {task} (oracle best {oracle_best:.4f})",
         "",
-        "| method | trials (pruned) | picked k | picked acc | regret | time to target s "
+        "| method | runs reaching target | median time to target s | median regret "
+        "| median search cost |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for m, runs in by_method.items():
+        ttt = _median_time(runs)
+        reached = sum(r.time_to_target_s is not None for r in runs)
+        lines.append(
+            f"| {m} | {reached}/{len(runs)} | "
+            f"{_fmt(ttt if math.isfinite(ttt) else None)} | "
+            f"{statistics.median(r.regret for r in runs):+.4f} | "
+            f"{statistics.median(r.search_cost for r in runs):.1f} |"
+        )
+    ours = by_method.get("autotransfer")
+    if ours is None:
+        return lines
+    mine = _median_time(ours)
+    lines.append("")
+    for m, runs in by_method.items():
+        if m == "autotransfer":
+            continue
+        other = _median_time(runs)
+        if not math.isfinite(mine):
+            text = "autotransfer's median run did not reach the target"
+        elif math.isfinite(other):
+            text = f"{mine / other:.2f}"
+        else:  # censored: the other needs more than the whole budget
+            text = (
+                f"< {mine / budget_s:.2f} (its median run did not reach the target "
+                f"in {budget_s:.0f} s)"
+            )
+        lines.append(f"- autotransfer median time to target ÷ {m}'s: {text}")
+    return lines
+
+
+def table(task: str, oracle_best: float, rows: list[MethodResult], budget_s: float) -> str:
+    lines = [
+        f"### {task} (oracle best {oracle_best:.4f}, target {oracle_best - TARGET_POINTS:.4f})",
+        "",
+        "| method | seed | trials (pruned) | picked k | picked acc | regret | time to target s "
         "| wall s | search cost |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r.method} | {r.trials} ({r.pruned}) | {r.picked_params.get('freeze_depth')} | "
-            f"{r.picked_accuracy:.4f} | {r.regret:+.4f} | {fmt(r.time_to_target_s)} | "
-            f"{r.wall_s:.0f} | {r.search_cost:.1f} |"
+            f"| {r.method} | {r.seed} | {r.trials} ({r.pruned}) | "
+            f"{r.picked_params.get('freeze_depth')} | {r.picked_accuracy:.4f} | "
+            f"{r.regret:+.4f} | {_fmt(r.time_to_target_s)} | {r.wall_s:.0f} | "
+            f"{r.search_cost:.1f} |"
         )
-    reference = next((r for r in rows if r.method == "autotransfer"), None)
-    for other in rows:
-        if reference is None or other is reference or other.method == "oracle grid":
-            continue
-        if reference.time_to_target_s and other.time_to_target_s:
-            ratio = reference.time_to_target_s / other.time_to_target_s
-            lines.append(f"\nautotransfer time to target ÷ {other.method}: {ratio:.2f}")
-        elif reference.time_to_target_s:
-            lines.append(f"\n{other.method} did not reach the target within the budget")
+    lines += summary(rows, budget_s)
     return "\n".join(lines) + "\n"
 
 
@@ -261,6 +325,7 @@ def main() -> None:
     parser.add_argument(
         "--autotransfer-workers", type=int, default=1, help="worker processes for method (a)"
     )
+    parser.add_argument("--repeats", type=int, default=1, help="runs per method, seeds 0…N−1")
     args = parser.parse_args()
     global AUTOTRANSFER_WORKERS
     AUTOTRANSFER_WORKERS = args.autotransfer_workers
@@ -279,12 +344,13 @@ def main() -> None:
         grid = load_oracle(name)
         oracle_best = best_cell(grid)["best"]
         rows = []
-        for method in args.methods:
-            print(f"{name}: {method} for {args.budget:.0f} s …", flush=True)
-            rows.append(measure(task, method, args.budget, oracle_best))
-            print(f"  {asdict(rows[-1])}", flush=True)
+        for seed in range(args.repeats):
+            for method in args.methods:  # interleaved, so drift in machine load hits all alike
+                print(f"{name}: {method}, seed {seed}, for {args.budget:.0f} s …", flush=True)
+                rows.append(measure(task, method, args.budget, oracle_best, seed))
+                print(f"  {asdict(rows[-1])}", flush=True)
         rows.append(oracle_row(grid))
-        text = table(name, oracle_best, rows)
+        text = table(name, oracle_best, rows, args.budget)
         print(text, flush=True)
         report.append(text)
         raw[name] = [asdict(r) for r in rows]

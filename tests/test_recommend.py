@@ -298,6 +298,10 @@ def test_search_runs_the_recommenders_seeds_first_and_stores_the_audit(tmp_path:
             fitted.append(point)
     for trial, point in zip(trials, fitted, strict=False):
         assert {name: trial.params[name] for name in point} == point
+        # what the recommender leaves open takes the trainer's defaults, not random draws
+        assert trial.params["layer_decay"] == 1.0 and trial.params["dropout"] == 0.0
+        assert trial.params["label_smoothing"] == 0.0 and trial.params["augment"] is False
+        assert trial.params["l2sp"] == 1e-4  # the default 0 clipped into [1e-4, 0.1]
     assert trials[0].params["freeze_depth"] == min(rec["freeze_depth"], 13)
     seeded = [t for t in study.get_trials() if t.user_attrs.get("source") == "recommender"]
     # seeds that coincide once fitted to the space are enqueued once

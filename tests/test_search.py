@@ -231,6 +231,20 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(
     assert trial.state.name == state and trial.user_attrs["epochs_run"] == epochs_run
 
 
+def test_split_seed_fixes_the_validation_set_across_study_seeds(tmp_path: Path) -> None:
+    def fingerprint(**seeds: int) -> str:
+        request = SearchRequest(
+            dataset=TINY_DATA, space="small_data", input_size=32, device="cpu", **seeds
+        )
+        return prepare(request).dataset.fingerprint
+
+    base = fingerprint(seed=0)
+    assert fingerprint(seed=1, split_seed=0) == base == fingerprint(split_seed=0)
+    assert fingerprint(seed=1) != base  # by default the study's seed also draws the split
+    with pytest.raises(ValueError, match="split_seed"):
+        SearchRequest(dataset=TINY_DATA, split_seed=-1)
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
     base = dict(
         dataset=TINY_DATA,

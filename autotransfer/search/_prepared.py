@@ -35,7 +35,7 @@ def prepare(request: SearchRequest) -> PreparedSearch:
     dataset = load_dataset(
         request.dataset,
         val_fraction=request.val_fraction,
-        seed=spec.budget.seed,
+        seed=request.resolved_split_seed(),
         max_train=request.max_train,
         max_val=request.max_val,
         on_corrupt=request.on_corrupt,

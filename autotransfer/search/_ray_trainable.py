@@ -57,7 +57,7 @@ def _dataset(request_json: str) -> TransferDataset:
     return load_dataset(
         request.dataset,
         val_fraction=request.val_fraction,
-        seed=request.resolved_spec().budget.seed,
+        seed=request.resolved_split_seed(),
         max_train=request.max_train,
         max_val=request.max_val,
         on_corrupt=request.on_corrupt,

@@ -28,6 +28,12 @@ class SearchRequest(BaseModel):
     timeout_s: float | None = Field(None, gt=0)
     max_epochs: int | None = Field(None, ge=1, le=1000)
     seed: int | None = None
+    split_seed: int | None = Field(
+        None,
+        ge=0,
+        description="seed of the train/validation split; None: the study's seed. Repeating "
+        "a search with other seeds on one fixed validation set sets this",
+    )
     storage: str = DEFAULT_STORAGE
     study_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
     workers: int = Field(1, ge=1, le=64)
@@ -71,6 +77,10 @@ class SearchRequest(BaseModel):
             updates["min_epochs"] = min(spec.budget.min_epochs, updates["max_epochs"])
         budget = spec.budget.model_validate({**spec.budget.model_dump(), **updates})
         return spec.model_copy(update={"budget": budget})
+
+    def resolved_split_seed(self) -> int:
+        """The split's seed: ``split_seed``, else the study's seed (the space's by default)."""
+        return self.split_seed if self.split_seed is not None else self.resolved_spec().budget.seed
 
     def resolved_study_name(self) -> str:
         if self.study_name:

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from autotransfer.finetune import TrialConfig
 from autotransfer.search._prepared import PreparedSearch, Seed
-from autotransfer.spec import fit_to_space
+from autotransfer.spec import SearchSpec, fit_to_space
 
 log = logging.getLogger(__name__)
 
 RECOMMENDATION_ATTR = "recommendation"
+
+
+def complete_seed(spec: SearchSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The seed plus the trainer's default for every searched parameter it leaves open.
+
+    The recommender speaks to depth, learning rates, optimizer and weight decay. Left open,
+    Optuna would draw the rest (layer-wise LR decay, dropout, label smoothing…) at random
+    for an enqueued trial, so a seed meant as "the recommendation" could train its lower
+    blocks at 0.6¹⁰ of its LR. Defaults are what ``autotransfer train`` would use.
+    """
+    defaults = {
+        name: field.default
+        for name, field in TrialConfig.model_fields.items()
+        if name in spec.parameters and name not in params and field.default is not None
+    }
+    return {**defaults, **params}
 
 
 def default_seeds(p: PreparedSearch) -> list[Seed]:
@@ -35,7 +53,7 @@ def default_seeds(p: PreparedSearch) -> list[Seed]:
     )
     seeds: list[Seed] = []
     fitted: list[dict[str, object]] = []
-    for params in rec.seed_params():
+    for params in (complete_seed(p.spec, s) for s in rec.seed_params()):
         point = fit_to_space(p.spec, p.num_blocks, params)
         if point and point not in fitted:
             fitted.append(point)
