@@ -58,8 +58,9 @@ class Recommendation:
         """The recommended configuration first, then its neighbours, without duplicates.
 
         Neighbours: one block shallower (k − 1) and deeper (k + 1) where the backbone has
-        them, then the base LR ×3 and ÷3. A neighbour at k = 0 drops LP-FT, which needs
-        something to fine-tune after the linear probe.
+        them, then the base LR ×3 and ÷3 with the head's multiplier rescaled so the head
+        keeps its LR (the rules put it at the pretraining LR). A neighbour at k = 0 drops
+        LP-FT, which needs something to fine-tune after the linear probe.
         """
         base = self.config_params()
         variants = [base]
@@ -69,8 +70,10 @@ class Recommendation:
                 if k == 0:
                     variant["lp_ft_epochs"] = 0
                 variants.append(variant)
+        head_lr = self.base_lr * self.head_lr_mult
         for factor in (3.0, 1 / 3):
-            variants.append({**base, "base_lr": round(self.base_lr * factor, 6)})
+            lr = round(self.base_lr * factor, 6)
+            variants.append({**base, "base_lr": lr, "head_lr_mult": max(1.0, head_lr / lr)})
         unique: list[dict[str, Any]] = []
         for variant in variants:
             if variant not in unique:
