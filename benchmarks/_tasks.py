@@ -14,7 +14,8 @@ class Task:
     max_train: int | None
     max_val: int | None
     oracle_epochs: int
-    # the documented subset of Lite0 depths on the large task (BENCHMARKS.md)
+    # the documented subset of Lite0 depths on the large task (BENCHMARKS.md allows one);
+    # k = 15 of its example set is left out to fit a 2-core machine, k = 17 covers that end
     oracle_depths: tuple[int, ...] | None = None
 
     def load(self) -> TransferDataset:
@@ -30,7 +31,7 @@ TASKS = {
         20000,
         2000,
         oracle_epochs=3,
-        oracle_depths=(0, 1, 2, 4, 7, 11, 15, 17),
+        oracle_depths=(0, 1, 2, 4, 7, 11, 17),
     ),
 }
 BACKBONE = "efficientnet_lite0"

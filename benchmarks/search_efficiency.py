@@ -64,6 +64,7 @@ class MethodResult:
     wall_s: float
     one_run_s: float
     search_cost: float
+    budget_s: float | None = None  # the wall-clock budget the method was given
 
 
 def _finish_times(study: optuna.Study, start: float) -> list[tuple[float, float]]:
@@ -218,6 +219,7 @@ def measure(
         wall_s=wall,
         one_run_s=one_run,
         search_cost=wall / one_run,
+        budget_s=budget_s,
     )
 
 
@@ -288,9 +290,9 @@ def summary(rows: list[MethodResult], budget_s: float) -> list[str]:
         elif math.isfinite(other):
             text = f"{mine / other:.2f}"
         else:  # censored: the other needs more than the whole budget
+            given = min(r.budget_s or budget_s for r in runs)
             text = (
-                f"< {mine / budget_s:.2f} (its median run did not reach the target "
-                f"in {budget_s:.0f} s)"
+                f"< {mine / given:.2f} (its median run did not reach the target in {given:.0f} s)"
             )
         lines.append(f"- autotransfer median time to target ÷ {m}'s: {text}")
     return lines
@@ -300,13 +302,14 @@ def table(task: str, oracle_best: float, rows: list[MethodResult], budget_s: flo
     lines = [
         f"### {task} (oracle best {oracle_best:.4f}, target {oracle_best - TARGET_POINTS:.4f})",
         "",
-        "| method | seed | trials (pruned) | picked k | picked acc | regret | time to target s "
-        "| wall s | search cost |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | seed | budget s | trials (pruned) | picked k | picked acc | regret "
+        "| time to target s | wall s | search cost |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r.method} | {r.seed} | {r.trials} ({r.pruned}) | "
+            f"| {r.method} | {r.seed} | {_fmt(r.budget_s) if r.budget_s else '-'} | "
+            f"{r.trials} ({r.pruned}) | "
             f"{r.picked_params.get('freeze_depth')} | {r.picked_accuracy:.4f} | "
             f"{r.regret:+.4f} | {_fmt(r.time_to_target_s)} | {r.wall_s:.0f} | "
             f"{r.search_cost:.1f} |"
@@ -315,12 +318,32 @@ def table(task: str, oracle_best: float, rows: list[MethodResult], budget_s: flo
     return "\n".join(lines) + "\n"
 
 
+def included(spec: str, task: str) -> list[MethodResult]:
+    """Rows of ``task`` from an earlier run's JSON (``PATH`` or ``PATH@SECONDS``)."""
+    path, _, seconds = spec.partition("@")
+    budget = float(seconds) if seconds else None
+    return [
+        MethodResult(**{"budget_s": budget, **row})
+        for row in json.loads(Path(path).read_text()).get(task, [])
+        if row["method"] != "oracle grid"
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits only, 150 s per method")
     parser.add_argument("--tasks", nargs="+", default=["digits", "fmnist-1k", "fmnist-20k"])
     parser.add_argument("--budget", type=float, default=600.0, help="seconds per method")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="JSON[@SECONDS]",
+        help="a results .json of an earlier run whose rows join this run's tables and medians "
+        "(e.g. baselines given a longer budget), @ the budget it ran with where its rows do "
+        "not say; with --methods and nothing else, only merges",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "search_efficiency")
     parser.add_argument(
         "--autotransfer-workers", type=int, default=1, help="worker processes for method (a)"
@@ -335,7 +358,9 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     report = [
-        f"## Search efficiency at equal wall-clock budget ({args.budget:.0f} s per method)\n",
+        f"## Search efficiency at equal wall-clock budget ({args.budget:.0f} s per method"
+        + (", merged with earlier runs: see each row's budget" if args.include else "")
+        + ")\n",
         header(),
     ]
     raw: dict[str, Any] = {}
@@ -343,7 +368,7 @@ def main() -> None:
         task = TASKS[name]
         grid = load_oracle(name)
         oracle_best = best_cell(grid)["best"]
-        rows = []
+        rows = [row for spec in args.include for row in included(spec, name)]
         for seed in range(args.repeats):
             for method in args.methods:  # interleaved, so drift in machine load hits all alike
                 print(f"{name}: {method}, seed {seed}, for {args.budget:.0f} s …", flush=True)
