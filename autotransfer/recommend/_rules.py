@@ -1,7 +1,7 @@
 """The decision table, as data: dataset size × domain similarity × compute budget → a config.
 
 Rows follow the practitioners' table of DESIGN.md (small/similar: train the head;
-small/different: a few upper blocks; medium: upper blocks, deeper when different;
+small/different: upper blocks (two thirds, as calibrated below); medium: upper blocks, deeper when different;
 large/different: full fine-tuning at 1/10 of the pretraining LR). ``decide`` picks the
 first row whose conditions match; a row's ``depth`` is a fraction of the backbone's
 blocks, so the same table serves a 9-block ResNet-18 and a 17-block EfficientNet-Lite0.
@@ -107,7 +107,7 @@ TABLE: tuple[Rule, ...] = (
     Rule("small-similar-ample", "small", True, "ample", "lp_ft", 0.25, 0.1, 12,
          "small and similar: train the head first, then gently the upper quarter (LP-FT)"),
     Rule("small-different-limited", "small", False, "limited", "partial", 0.65, 1.0, 6,
-         "small and different: the head plus only some upper blocks"),
+         "small and different: the head and the upper two thirds, the lowest blocks frozen"),
     Rule("small-different-ample", "small", False, "ample", "lp_ft", 0.5, 0.3, 12,
          "small and different: head first, then the upper half (LP-FT)"),
     Rule("medium-similar-limited", "medium", True, "limited", "partial", 0.25, 0.1, 6,
