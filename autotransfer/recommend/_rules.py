@@ -1,10 +1,11 @@
 """The decision table, as data: dataset size × domain similarity × compute budget → a config.
 
 Rows follow the practitioners' table of DESIGN.md (small/similar: train the head;
-small/different: upper blocks (two thirds, as calibrated below); medium: upper blocks, deeper when different;
-large/different: full fine-tuning at 1/10 of the pretraining LR). ``decide`` picks the
-first row whose conditions match; a row's ``depth`` is a fraction of the backbone's
-blocks, so the same table serves a 9-block ResNet-18 and a 17-block EfficientNet-Lite0.
+small/different: upper blocks, two thirds as calibrated below; medium: upper blocks,
+deeper when different; large/different: full fine-tuning at 1/10 of the pretraining LR).
+``decide`` picks the first row whose conditions match; a row's ``depth`` is a fraction of
+the backbone's blocks, so the same table serves a 9-block ResNet-18 and a 17-block
+EfficientNet-Lite0.
 
 Size classes take the *smaller* of two readings: the total number of training images and
 the number in the smallest class (a 60,000-image dataset with 20 images of one class is
