@@ -13,7 +13,6 @@ from autotransfer.recommend._recommendation import Recommendation
 from autotransfer.recommend._recommender import BaseRecommender, RuleBasedRecommender, recommend
 from autotransfer.recommend._rules import (
     BUDGETS,
-    HEAD_LR_MULT,
     PRETRAIN_LR,
     TABLE,
     Budget,
@@ -31,7 +30,6 @@ from autotransfer.recommend._similarity import SIMILAR, similarity
 
 __all__ = [
     "BUDGETS",
-    "HEAD_LR_MULT",
     "PRETRAIN_LR",
     "SIMILAR",
     "TABLE",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autotransfer.recommend._rules import head_lr_mult
+
 
 @dataclass(frozen=True)
 class Recommendation:
@@ -73,7 +75,7 @@ class Recommendation:
         head_lr = self.base_lr * self.head_lr_mult
         for factor in (3.0, 1 / 3):
             lr = round(self.base_lr * factor, 6)
-            variants.append({**base, "base_lr": lr, "head_lr_mult": max(1.0, head_lr / lr)})
+            variants.append({**base, "base_lr": lr, "head_lr_mult": head_lr_mult(lr, head_lr)})
         unique: list[dict[str, Any]] = []
         for variant in variants:
             if variant not in unique:

@@ -32,8 +32,8 @@ in-sample; fmnist-20k (a medium row, untouched by this fit) is the held-out chec
   17). The other "different" rows keep their textbook fractions, uncalibrated.
 - Base LR: for k = 5–12 the best grid LR is 0.1 for 13 of the 16 (task, depth) pairs and
   0.03 for the rest; 0.03 wins above k = 12; 0.01 or below never wins once any block
-  trains. ``small-different-limited``
-  fine-tunes at the pretraining LR (factor 1.0). Other "different" rows keep 0.3.
+  trains. ``small-different-limited`` fine-tunes at the pretraining LR (factor 1.0).
+  Other "different" rows keep 0.3.
 - Head LR: at k = 11, base LR 0.1 on digits the head at ×1 reaches 0.994, ×3 0.953, ×10
   0.525: hence the head at ``PRETRAIN_LR`` rather than a fixed multiple. At base LR 0.03
   (k = 6) ×1, ×3 and ×10 all end within 0.5 points (README's depth table).
@@ -59,12 +59,12 @@ BUDGETS: tuple[str, ...] = get_args(Budget)
 SIZES: tuple[str, ...] = get_args(Size)
 
 PRETRAIN_LR = 0.1
-HEAD_LR_MULT = 10.0  # the head's multiplier at the textbook base LR, PRETRAIN_LR / 10
 
 
-def head_lr_mult(base_lr: float) -> float:
-    """The head trains at ``PRETRAIN_LR``: ×10 at base LR 0.01, ×1 at 0.1, never below ×1."""
-    return max(1.0, PRETRAIN_LR / base_lr)
+def head_lr_mult(base_lr: float, head_lr: float = PRETRAIN_LR) -> float:
+    """The multiplier that trains the head at ``head_lr`` (the pretraining LR unless said):
+    ×10 at base LR 0.01, ×1 at 0.1, never below ×1."""
+    return max(1.0, head_lr / base_lr)
 
 
 @dataclass(frozen=True)

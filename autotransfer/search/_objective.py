@@ -110,15 +110,15 @@ class TrialObjective:
             trial.set_user_attr("epochs_run", m.epoch)
             trial.set_user_attr("train_time_s", round(m.elapsed_s, 3))
             trial.set_user_attr("trainable_parameters", m.trainable_parameters)
-            # a cancel stops the trial at its next epoch boundary; after the last epoch the
-            # work is done, so the trial completes instead of being thrown away
-            if m.epoch < config.epochs and self.should_stop is not None and self.should_stop():
+            # a cancel or a prune stops the trial at its next epoch boundary; after the last
+            # epoch the work is done, so the trial completes instead of being thrown away
+            last = m.epoch >= config.epochs
+            if not last and self.should_stop is not None and self.should_stop():
                 raise TrialCancelled(f"cancelled after epoch {m.epoch}")
             if multi:  # Optuna has no intermediate values for multi-objective studies
                 return
             trial.report(m.val_accuracy, m.epoch)
-            # after the last epoch there is nothing left to save: the trial completes
-            if m.epoch < config.epochs and trial.should_prune():
+            if not last and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch}: val acc {m.val_accuracy:.4f}")
 
         result = train_trial(config, self.dataset, cache=self.cache, reporter=report)
