@@ -7,6 +7,13 @@ as they finish, so an interrupted run resumes and later benchmarks reuse the gri
 
     python benchmarks/oracle.py --task digits          # k = 0…17 × 4 LRs, 6 epochs
     python benchmarks/oracle.py --task fmnist-20k      # documented depth subset, 3 epochs
+    python benchmarks/oracle.py --rank-correlation     # how early epochs rank the stored cells
+
+The rank-correlation report reads the stored grids only (no training): for every epoch e it
+gives Spearman's rho between the cells' accuracy after epoch e and their best accuracy, over
+the cells that train something (k > 0; k = 0 trains a head only and converges differently).
+It is the evidence behind ``min_epochs`` in the packaged search spaces: a pruner that judges
+trials at epoch e can only be as good as that ranking.
 """
 
 from __future__ import annotations
@@ -54,6 +61,32 @@ def depth_table(grid: dict[str, Any]) -> dict[int, float]:
     return dict(sorted(best.items()))
 
 
+def rank_correlation(grid: dict[str, Any]) -> list[tuple[int, float, int]]:
+    """(epoch, Spearman rho of epoch-accuracy vs best accuracy, cells) over the k > 0 cells."""
+    from scipy.stats import spearmanr
+
+    cells = [c for c in grid["cells"] if c["k"] > 0]
+    epochs = min((len(c["per_epoch"]) for c in cells), default=0)
+    rows = []
+    for e in range(1, epochs + 1):
+        rho = spearmanr([c["per_epoch"][e - 1] for c in cells], [c["best"] for c in cells])
+        rows.append((e, float(rho.statistic), len(cells)))
+    return rows
+
+
+def print_rank_correlation(tasks: list[str]) -> None:
+    print("| task | cells (k > 0) | " + " | ".join(f"epoch {e}" for e in range(1, 7)) + " |")
+    print("|---|---|" + "---|" * 6)
+    for name in tasks:
+        if not oracle_path(name).is_file():
+            print(f"| {name} | no grid: `python benchmarks/oracle.py --task {name}` |")
+            continue
+        rows = rank_correlation(load_oracle(name))
+        rhos = [f"{rho:.2f}" for _, rho, _ in rows] + ["–"] * (6 - len(rows))
+        cells = rows[0][2] if rows else 0
+        print(f"| {name} | {cells} | " + " | ".join(rhos) + " |")
+
+
 def oracle_config(k: int, lr: float, epochs: int) -> TrialConfig:
     return TrialConfig(
         backbone=BACKBONE,
@@ -74,9 +107,18 @@ def oracle_config(k: int, lr: float, epochs: int) -> TrialConfig:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=sorted(TASKS), required=True)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--task", choices=sorted(TASKS), help="compute (or resume) this grid")
+    mode.add_argument(
+        "--rank-correlation",
+        action="store_true",
+        help="report how well each epoch's accuracy ranks the stored cells (no training)",
+    )
     parser.add_argument("--depths", type=int, nargs="+", help="override the task's depths")
     args = parser.parse_args()
+    if args.rank_correlation:
+        print_rank_correlation(list(TASKS))
+        return
     torch.set_num_threads(os.cpu_count() or 1)
     task = TASKS[args.task]
     n = num_blocks(BACKBONE)
