@@ -155,6 +155,12 @@ def evaluate(
         cell(grid, s["freeze_depth"], s["base_lr"], fill=fill_seeds) for s in rec.seed_params()
     ]
     seeds = [c for c in found if c is not None]
+    # on a depth subset, which grid depth each wanted depth was read at
+    read_at = {
+        s["freeze_depth"]: c["k"]
+        for s, c in zip(rec.seed_params(), found, strict=True)
+        if c is not None and c["k"] != s["freeze_depth"]
+    }
     best_seed = max(seeds, key=lambda c: c["best"])
     best = best_cell(grid)  # after filling: a partial grid's best includes the filled cells
     rank, depths = depth_rank(grid, rec.freeze_depth)
@@ -183,6 +189,8 @@ def evaluate(
         "seed_regret": best["best"] - best_seed["best"],
         "seeds_measured": f"{len(seeds)} of {len(found)}",
         "reasons": rec.reasons,
+        "grid_depths": sorted({c["k"] for c in grid["cells"]}),
+        "depths_read_at": {str(k): v for k, v in sorted(read_at.items())},
     }
     if grid.get("partial"):
         row["partial"] = {
@@ -300,6 +308,15 @@ def main() -> None:
     )
     body += table(rows) + "\n"
     for r in rows:
+        if r.get("depths_read_at"):
+            mapped = ", ".join(f"{k} at {v}" for k, v in r["depths_read_at"].items())
+            body += (
+                f"\n**{r['task']}: depth subset.** Its grid covers depths "
+                f"{r['grid_depths']} only (BENCHMARKS.md allows a subset"
+                f" on the large task), so the grid columns read the recommended and seed "
+                f"depths at the nearest grid depth ({mapped}). The *trained recommended* column "
+                "is the exact recommended configuration.\n"
+            )
         if "partial" in r:
             part = r["partial"]
             filled = ", ".join(f"k={k} LR {lr:g}: {acc:.4f}" for k, lr, acc in part["filled"])
