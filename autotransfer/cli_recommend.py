@@ -94,6 +94,9 @@ def recommend_cmd(
         int | None, typer.Option(help="square input side; default from the data's resolution")
     ] = None,
     sample_size: Annotated[int, typer.Option(help="images measured against the backbone")] = 256,
+    batch_size: Annotated[
+        int, typer.Option(help="the batch you will train with; the LRs scale linearly with it")
+    ] = 64,
     seed: int = 0,
     val_fraction: float = 0.2,
     max_train: int | None = None,
@@ -118,6 +121,7 @@ def recommend_cmd(
             budget=checked,
             sample_size=sample_size,
             seed=seed,
+            batch_size=batch_size,
         ).to_dict()
     if json_out:
         out.print_json(json.dumps(rec))

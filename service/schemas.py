@@ -169,6 +169,9 @@ class RecommendationCreate(BaseModel):
     budget: Literal["limited", "ample"] = "limited"
     sample_size: int = Field(256, ge=8, le=1024, description="images probed for similarity")
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    batch_size: int = Field(
+        64, ge=1, le=65536, description="the batch trials train with; the LRs scale with it"
+    )
 
 
 class SearchSpacePublic(BaseModel):

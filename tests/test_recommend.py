@@ -117,6 +117,19 @@ def test_similarity_boundary_and_reasons_cite_the_numbers() -> None:
     assert moved.size == "medium"
 
 
+def test_learning_rates_scale_linearly_with_the_batch_size() -> None:
+    at_64 = decide(RuleInputs(1_437, 139, 0.4, "limited", 17))
+    at_32 = decide(RuleInputs(1_437, 139, 0.4, "limited", 17, batch_size=32))
+    at_256 = decide(RuleInputs(20_000, 500, 0.4, "limited", 17, batch_size=256))
+    assert at_64.base_lr == PRETRAIN_LR and at_32.base_lr == PRETRAIN_LR / 2
+    assert at_32.head_lr_mult == at_64.head_lr_mult == 1.0  # the head's LR halves with it
+    assert at_32.search_range["base_lr"] == [round(0.05 / 3, 6), 0.15]
+    assert "× 32/64 (batch 32" in at_32.reasons[4] and "/64" not in at_64.reasons[4]
+    assert at_256.base_lr == pytest.approx(0.12) and at_256.head_lr_mult == pytest.approx(10 / 3)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        decide(RuleInputs(1_437, 139, 0.4, "limited", 17, batch_size=0))
+
+
 def test_depth_stays_inside_the_backbone() -> None:
     assert decide(_inputs("small", False, "limited", blocks=1)).freeze_depth == 1
     assert decide(_inputs("small", False, "limited", blocks=2)).freeze_depth == 1
@@ -290,6 +303,9 @@ def test_search_runs_the_recommenders_seeds_first_and_stores_the_audit(tmp_path:
     trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     rec = study.user_attrs["recommendation"]
     assert rec["backbone"] == "efficientnet_lite0" and rec["signals"]["sample_size"] == 57
+    # small_data trains at batch 32: the recommended rates are scaled to it
+    assert rec["batch_size"] == load_spec("small_data").fixed["batch_size"] == 32
+    assert any("× 32/64" in reason for reason in rec["reasons"])
     assert [t.user_attrs["source"] for t in trials] == ["recommender", "recommender"]
     # the seeds in order, each fitted to the space (small_data trains at most 13 of 17 blocks),
     # those that coincide once fitted kept once
@@ -323,11 +339,14 @@ def test_cli_recommend_prints_reasons_and_json() -> None:
     assert human.exit_code == 0, human.output
     for text in ("recommendation for efficientnet_lite0 on digits", "reasons:", "1,437", "seeds"):
         assert text in human.output, text
-    machine = runner.invoke(app, [*args, "--json", "--budget", "ample"])
+    machine = runner.invoke(app, [*args, "--json", "--budget", "ample", "--batch-size", "128"])
     assert machine.exit_code == 0, machine.output
     data = json.loads(machine.output)
     assert data["budget"] == "ample" and data["rule"].endswith("-ample")
+    assert data["batch_size"] == 128 and any("× 128/64" in r for r in data["reasons"])
     assert data["signals"]["sample_size"] == 128 and data["reasons"] and data["seeds"]
+    zero = runner.invoke(app, [*args, "--batch-size", "0"])
+    assert zero.exit_code == 2 and "batch_size=0" in zero.output
     bad = runner.invoke(app, ["recommend", "--budget", "lots"])
     assert bad.exit_code == 2 and "budget='lots'" in bad.output
     unknown = runner.invoke(app, ["recommend", "--backbone", "resnet1"])

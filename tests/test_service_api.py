@@ -353,7 +353,11 @@ def test_recommendation_alone(service: dict[str, Any], layout: dict[str, Path]) 
     assert r.status_code == 200, r.text
     rec = r.json()
     assert rec["backbone"] == "efficientnet_lite0" and rec["num_blocks"] == 17
-    assert 0 <= rec["freeze_depth"] <= 17 and rec["seeds"]
+    assert 0 <= rec["freeze_depth"] <= 17 and rec["seeds"] and rec["batch_size"] == 64
+    r = client.post("/v1/recommendations", json={**body, "batch_size": 32}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["base_lr"] == pytest.approx(rec["base_lr"] / 2)
+    r = client.post("/v1/recommendations", json={**body, "batch_size": 0}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "batch_size"]
     r = client.post(
         "/v1/recommendations",
         json={**body, "dataset": str(layout["outside"] / "trap.npz")},

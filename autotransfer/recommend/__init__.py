@@ -14,6 +14,7 @@ from autotransfer.recommend._recommender import BaseRecommender, RuleBasedRecomm
 from autotransfer.recommend._rules import (
     BUDGETS,
     PRETRAIN_LR,
+    REFERENCE_BATCH,
     TABLE,
     Budget,
     Outcome,
@@ -31,6 +32,7 @@ from autotransfer.recommend._similarity import SIMILAR, similarity
 __all__ = [
     "BUDGETS",
     "PRETRAIN_LR",
+    "REFERENCE_BATCH",
     "SIMILAR",
     "TABLE",
     "BaseRecommender",

@@ -41,6 +41,7 @@ class Recommendation:
     profile: dict[str, Any]
     reasons: list[str] = field(default_factory=list)
     search_range: dict[str, list[float]] = field(default_factory=dict)
+    batch_size: int = 64  # the batch the learning rates are for (they scale linearly with it)
 
     def config_params(self) -> dict[str, Any]:
         """The recommended configuration as ``TrialConfig`` keyword arguments."""

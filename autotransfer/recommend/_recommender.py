@@ -11,6 +11,7 @@ from autotransfer.data import TransferDataset
 from autotransfer.errors import UserInputError
 from autotransfer.recommend._recommendation import Recommendation
 from autotransfer.recommend._rules import (
+    REFERENCE_BATCH,
     TABLE,
     Budget,
     Rule,
@@ -45,6 +46,7 @@ class BaseRecommender(abc.ABC):
         budget: Budget = "limited",
         sample_size: int = 256,
         seed: int = 0,
+        batch_size: int = REFERENCE_BATCH,
     ) -> Recommendation:
         """The recommended configuration for fine-tuning ``backbone`` on ``dataset``."""
 
@@ -66,8 +68,14 @@ class RuleBasedRecommender(BaseRecommender):
         budget: Budget = "limited",
         sample_size: int = 256,
         seed: int = 0,
+        batch_size: int = REFERENCE_BATCH,
     ) -> Recommendation:
         checked = check_budget(budget)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UserInputError(
+                f"batch_size must be a positive integer (the batch the trials train with; the "
+                f"rates are calibrated at {REFERENCE_BATCH}), but got {batch_size=}."
+            )
         if not isinstance(sample_size, int) or sample_size < 8:
             raise UserInputError(
                 f"sample_size must be an integer >= 8 (a few hundred is typical), but got "
@@ -90,6 +98,7 @@ class RuleBasedRecommender(BaseRecommender):
                 similarity=score,
                 budget=checked,
                 num_blocks=net.num_blocks,
+                batch_size=batch_size,
             ),
             self.thresholds,
             self.table,
@@ -138,6 +147,7 @@ class RuleBasedRecommender(BaseRecommender):
             },
             reasons=reasons,
             search_range=outcome.search_range,
+            batch_size=batch_size,
         )
 
 
@@ -150,6 +160,7 @@ def recommend(
     budget: Budget = "limited",
     sample_size: int = 256,
     seed: int = 0,
+    batch_size: int = REFERENCE_BATCH,
 ) -> Recommendation:
     """The rule-based recommendation (see :class:`RuleBasedRecommender`)."""
     return RuleBasedRecommender().recommend(
@@ -160,4 +171,5 @@ def recommend(
         budget=budget,
         sample_size=sample_size,
         seed=seed,
+        batch_size=batch_size,
     )

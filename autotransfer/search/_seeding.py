@@ -30,11 +30,19 @@ def complete_seed(spec: SearchSpec, params: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **params}
 
 
+def study_batch_size(spec: SearchSpec) -> int:
+    """The batch the seeds train with: the spec's fixed one, else the trainer's default
+    (``complete_seed`` fills a searched ``batch_size`` with that default too)."""
+    default = TrialConfig.model_fields["batch_size"].default
+    return int(spec.fixed.get("batch_size", default))
+
+
 def default_seeds(p: PreparedSearch) -> list[Seed]:
     """The seeds a search starts from when the caller gives none.
 
     With ``request.recommend`` (the default) the rule-based recommender measures the data
-    against the pretrained backbone and its configuration plus neighbours (k − 1, k + 1,
+    against the pretrained backbone (its learning rates scaled to the batch the study trains
+    with) and its configuration plus neighbours (k − 1, k + 1,
     LR ×3, LR ÷3) become the seeds, marked ``source="recommender"``; seeds that fall on the
     same point once fitted to the search space are kept once. The recommendation itself
     (``to_dict()``) is stored on the study as user attribute ``"recommendation"``, where
@@ -50,6 +58,7 @@ def default_seeds(p: PreparedSearch) -> list[Seed]:
         weights=p.request.weights,
         input_size=p.input_size,
         seed=p.spec.budget.seed,
+        batch_size=study_batch_size(p.spec),
     )
     seeds: list[Seed] = []
     fitted: list[dict[str, object]] = []

@@ -51,6 +51,7 @@ def create_recommendation(body: RecommendationCreate, settings: SettingsDep) -> 
             budget=body.budget,
             sample_size=body.sample_size,
             seed=body.seed,
+            batch_size=body.batch_size,
         )
     except UserInputError as exc:
         raise _unprocessable("body", str(exc)) from None
