@@ -151,14 +151,13 @@ def evaluate(
             for lr in (rec.base_lr, rec.base_lr * 3):
                 cell(grid, k, lr)
     # on a partial grid seeds use the cells there are, unless fill_seeds trains them too
-    found = [
-        cell(grid, s["freeze_depth"], s["base_lr"], fill=fill_seeds) for s in rec.seed_params()
-    ]
+    wanted = rec.seed_params()
+    found = [cell(grid, s["freeze_depth"], s["base_lr"], fill=fill_seeds) for s in wanted]
     seeds = [c for c in found if c is not None]
     # on a depth subset, which grid depth each wanted depth was read at
     read_at = {
         s["freeze_depth"]: c["k"]
-        for s, c in zip(rec.seed_params(), found, strict=True)
+        for s, c in zip(wanted, found, strict=True)
         if c is not None and c["k"] != s["freeze_depth"]
     }
     best_seed = max(seeds, key=lambda c: c["best"])

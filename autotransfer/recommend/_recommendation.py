@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autotransfer.recommend._rules import head_lr_mult
+from autotransfer.recommend._rules import REFERENCE_BATCH, head_lr_mult
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Recommendation:
     profile: dict[str, Any]
     reasons: list[str] = field(default_factory=list)
     search_range: dict[str, list[float]] = field(default_factory=dict)
-    batch_size: int = 64  # the batch the learning rates are for (they scale linearly with it)
+    batch_size: int = REFERENCE_BATCH  # the batch the learning rates are for (they scale with it)
 
     def config_params(self) -> dict[str, Any]:
         """The recommended configuration as ``TrialConfig`` keyword arguments."""

@@ -235,22 +235,22 @@ def decide(x: RuleInputs, t: Thresholds = Thresholds(), table: tuple[Rule, ...] 
         f"budget {budget}: rule {rule.name!r}, {rule.practice}",
         f"{x.num_blocks} blocks: freeze depth k = round({rule.depth:g} × {x.num_blocks}) = {k} "
         f"({k} trainable, {x.num_blocks - k} frozen)",
-        f"base LR {base_lr:g} = {rule.lr_factor:g} × the {PRETRAIN_LR:g} pretraining LR "
+        f"base LR {base_lr:g} = {rule.lr_factor:g} × the {PRETRAIN_LR:g} pretraining LR"
         + (
-            "(the usual 1/10 for fine-tuning)"
+            ""
+            if x.batch_size == REFERENCE_BATCH
+            else f" × {x.batch_size}/{REFERENCE_BATCH} (batch {x.batch_size}; the rates are "
+            f"calibrated at batch {REFERENCE_BATCH} and scale linearly with it)"
+        )
+        + (
+            " (the usual 1/10 for fine-tuning)"
             if rule.lr_factor == 0.1
-            else "(above the usual 1/10: features must move further from ImageNet)"
+            else " (above the usual 1/10: features must move further from ImageNet)"
         )
-        + f"; the new head at ×{head_mult:.3g} ({base_lr * head_mult:.3g}, the pretraining LR) "
-        "because it starts from random weights",
+        + f"; the new head at ×{head_mult:.3g} ({base_lr * head_mult:.3g}, the pretraining LR"
+        + ("" if x.batch_size == REFERENCE_BATCH else " at this batch")
+        + ") because it starts from random weights",
     ]
-    if x.batch_size != REFERENCE_BATCH:
-        reasons[-1] = (
-            f"base LR {base_lr:g} = {rule.lr_factor:g} × the {PRETRAIN_LR:g} pretraining LR × "
-            f"{x.batch_size}/{REFERENCE_BATCH} (batch {x.batch_size}; the rates are calibrated "
-            f"at batch {REFERENCE_BATCH} and scale linearly with it); the new head at "
-            f"×{head_mult:.3g} ({base_lr * head_mult:.3g}) because it starts from random weights"
-        )
     if lp_ft:
         reasons.append(f"LP-FT: the first {lp_ft} of {rule.epochs} epochs train the head only")
     spread = max(1, round(x.num_blocks / 4))

@@ -41,10 +41,10 @@ def default_seeds(p: PreparedSearch) -> list[Seed]:
     """The seeds a search starts from when the caller gives none.
 
     With ``request.recommend`` (the default) the rule-based recommender measures the data
-    against the pretrained backbone (its learning rates scaled to the batch the study trains
-    with) and its configuration plus neighbours (k − 1, k + 1,
-    LR ×3, LR ÷3) become the seeds, marked ``source="recommender"``; seeds that fall on the
-    same point once fitted to the search space are kept once. The recommendation itself
+    against the pretrained backbone, its learning rates scaled to the batch the study trains
+    with, and its configuration plus neighbours (k − 1, k + 1, LR ×3, LR ÷3) become the
+    seeds, marked ``source="recommender"``; seeds that fall on the same point once fitted to
+    the search space are kept once. The recommendation itself
     (``to_dict()``) is stored on the study as user attribute ``"recommendation"``, where
     ``studies show``, the API and the audit after the study read it.
     """
