@@ -17,6 +17,7 @@ from autotransfer.data._images import IMAGE_EXTENSIONS
 from autotransfer.data._load import load_dataset
 from autotransfer.data._loaders import make_loaders
 from autotransfer.data._profile import DatasetProfile
+from autotransfer.data._ref import DatasetRef
 from autotransfer.data._sources import FileImages, ImageSource, TensorImages
 from autotransfer.data._split import stratified_split, stratified_subset
 from autotransfer.data._synthetic import SyntheticSpec, generate_synthetic
@@ -28,6 +29,7 @@ __all__ = [
     "BatchTransform",
     "DatasetError",
     "DatasetProfile",
+    "DatasetRef",
     "FileImages",
     "ImageSource",
     "SyntheticSpec",

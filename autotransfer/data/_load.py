@@ -11,14 +11,9 @@ from autotransfer.data._errors import DatasetError
 from autotransfer.data._fashion_mnist import load_fashion_mnist
 from autotransfer.data._folder import load_image_folder
 from autotransfer.data._npz import load_npz
+from autotransfer.data._ref import VALID_REFS, DatasetRef
 from autotransfer.data._split import check_val_fraction, stratified_subset
-from autotransfer.data._synthetic import SyntheticSpec, load_synthetic
-
-VALID_REFS = (
-    "'digits', 'fashion-mnist' or 'fashion-mnist:DIR', 'synthetic' or "
-    "'synthetic:difficulty=0.5,shift=0.8,classes=5,per_class=40,size=32', "
-    "a path to an image folder, or a path to a .npz file"
-)
+from autotransfer.data._synthetic import load_synthetic
 
 
 def _check_options(
@@ -35,33 +30,31 @@ def _check_options(
         )
 
 
-def _looks_like_path(ref: str) -> bool:
-    return "/" in ref or "\\" in ref or ref.startswith(("~", ".")) or ref.endswith(".npz")
-
-
 def _resolve(
-    ref: str | Path, val_fraction: float, seed: int, on_corrupt: Literal["skip", "error"]
+    ref: DatasetRef, val_fraction: float, seed: int, on_corrupt: Literal["skip", "error"]
 ) -> TransferDataset:
-    if isinstance(ref, str):
-        name, _, options = ref.partition(":")
-        if ref == "digits":
-            return load_digits_dataset(val_fraction=val_fraction, seed=seed)
-        if name == "fashion-mnist":
-            return load_fashion_mnist(options or None)
-        if name == "synthetic":
-            spec = SyntheticSpec.parse(options)
-            return load_synthetic(spec, val_fraction=val_fraction, seed=seed)
-        if not _looks_like_path(ref) and not Path(ref).exists():
-            raise DatasetError(f"unknown dataset {ref!r}; use one of: {VALID_REFS}.")
-    path = Path(ref).expanduser()
-    if path.suffix.lower() == ".npz":
-        if not path.is_file():
+    if ref.kind == "digits":
+        return load_digits_dataset(val_fraction=val_fraction, seed=seed)
+    if ref.kind == "fashion-mnist":
+        return load_fashion_mnist(ref.path)
+    if ref.synthetic is not None:
+        return load_synthetic(ref.synthetic, val_fraction=val_fraction, seed=seed)
+    assert ref.path is not None
+    path = ref.path
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise DatasetError(
+            f"dataset {ref.text[:80]!r} is not a usable path: {exc.strerror}."
+        ) from None
+    if ref.kind == "npz":
+        if not is_file:
             raise DatasetError(
                 f"no such file: {path}; pass an existing .npz with x_train, y_train, x_val, "
                 "y_val (or x, y) arrays."
             )
         return load_npz(path, val_fraction=val_fraction, seed=seed)
-    if path.is_file():
+    if is_file:
         raise DatasetError(
             f"{path} is a file, not a dataset; pass an image folder, a .npz file, or one of: "
             f"{VALID_REFS}."
@@ -70,7 +63,7 @@ def _resolve(
 
 
 def load_dataset(
-    ref: str | Path,
+    ref: str | Path | DatasetRef,
     *,
     val_fraction: float = 0.2,
     seed: int = 0,
@@ -91,9 +84,7 @@ def load_dataset(
     listed in ``skipped_files``) or raise. Every bad input raises ``DatasetError``.
     """
     _check_options(val_fraction, max_train, max_val, on_corrupt)
-    if not isinstance(ref, str | Path):
-        raise DatasetError(f"dataset reference must be a string or a path, got {ref!r}.")
-    dataset = _resolve(ref, val_fraction, seed, on_corrupt)
+    dataset = _resolve(DatasetRef.parse(ref), val_fraction, seed, on_corrupt)
     if max_train is None and max_val is None:
         return dataset
     train_idx = stratified_subset(dataset.train.labels.numpy(), max_train, seed, what="max_train")

@@ -1,0 +1,158 @@
+"""The study record: the names and types of what a study stores beside Optuna's own fields.
+
+Optuna keeps free-form user attributes on studies and trials. Every tool that reads a study
+(``autotransfer studies``, the HTTP API, the audit, optuna-dashboard's users) and every
+backend that writes one agrees on them here, and nowhere else: :class:`StudyInfo` and
+:class:`TrialInfo` are the schema (a field's name *is* the stored attribute's name), the
+``read_*`` functions give typed views of a stored study, and the ``write_*`` functions refuse
+a name that is not in the schema. Renaming a field would orphan every study already stored,
+so tests/test_record.py pins the names.
+
+>>> info = TrialInfo.from_attrs({"source": "recommender", "freeze_depth": 3, "stray": 1})
+>>> info.source, info.freeze_depth, info.error
+('recommender', 3, None)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+RECOMMENDER = "recommender"  # the source of an enqueued seed
+SAMPLER = "sampler"  # the source of a configuration the study's sampler drew
+
+
+def _from_attrs(cls: Any, attrs: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in attrs.items() if k in names})
+
+
+def _checked(cls: Any, values: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(
+            f"{unknown} are not {cls.__name__} fields; add them to autotransfer/record.py "
+            f"before storing them, but got {values=}."
+        )
+    return values
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """A study's own attributes: which search it holds, its seeds, its recommender, its end."""
+
+    # identity: a resumed study must agree on these (see IDENTITY)
+    backbone: str | None = None
+    weights: str | None = None
+    dataset: str | None = None
+    dataset_fingerprint: str | None = None
+    num_blocks: int | None = None
+    input_size: int | None = None
+    space: str | None = None
+    spec: dict[str, Any] | None = None
+    requested_trials: int | None = None
+    # written once the first time the study is seeded (0 when it had no seeds)
+    seeds_enqueued: int | None = None
+    # the recommender's Recommendation.to_dict(), and how its trial ranked at the end
+    recommendation: dict[str, Any] | None = None
+    recommendation_audit: dict[str, Any] | None = None
+    # the Ray backend's Tune experiment folder
+    ray_experiment: str | None = None
+
+    IDENTITY = ("backbone", "dataset_fingerprint", "space", "input_size")
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> StudyInfo:
+        return _from_attrs(cls, attrs)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class TrialInfo:
+    """A trial's attributes, the same whichever backend ran it."""
+
+    # where the configuration came from: RECOMMENDER (an enqueued seed) or SAMPLER; a retried
+    # trial keeps its original's source
+    source: str | None = None
+    backbone: str | None = None
+    weights: str | None = None
+    freeze_depth: int | None = None
+    num_blocks: int | None = None
+    input_size: int | None = None
+    dataset_fingerprint: str | None = None
+    worker: str | None = None  # host:pid of the process that trained it
+    # written after every epoch
+    epochs_run: int | None = None
+    train_time_s: float | None = None
+    trainable_parameters: int | None = None
+    # written when it completes
+    best_epoch: int | None = None
+    final_val_accuracy: float | None = None
+    # written when it fails: "<ExceptionType>: message", and the traceback's tail
+    error: str | None = None
+    traceback: str | None = None
+    # the Ray backend only
+    ray_node: str | None = None
+    ray_trial_id: str | None = None
+    # the trial this one re-runs (a retried trial)
+    retry_of: int | None = None
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> TrialInfo:
+        return _from_attrs(cls, attrs)  # type: ignore[no-any-return]
+
+
+STUDY_FIELDS = tuple(f.name for f in dataclasses.fields(StudyInfo))
+TRIAL_FIELDS = tuple(f.name for f in dataclasses.fields(TrialInfo))
+# what a reviewer sees of a trial in the API (the traceback and Ray ids stay in the storage)
+TRIAL_SHOWN = (
+    "source",
+    "freeze_depth",
+    "epochs_run",
+    "train_time_s",
+    "trainable_parameters",
+    "best_epoch",
+    "final_val_accuracy",
+    "error",
+    "retry_of",
+)
+
+
+def read_study(study: optuna.Study) -> StudyInfo:
+    return StudyInfo.from_attrs(study.user_attrs)
+
+
+def read_trial(trial: FrozenTrial) -> TrialInfo:
+    return TrialInfo.from_attrs(trial.user_attrs)
+
+
+def write_study(study: optuna.Study, **values: Any) -> None:
+    """Set study attributes; each keyword must be a :class:`StudyInfo` field."""
+    for key, value in _checked(StudyInfo, values).items():
+        study.set_user_attr(key, value)
+
+
+def trial_attrs(**values: Any) -> dict[str, Any]:
+    """Trial attributes as a dict (for ``enqueue_trial(user_attrs=…)``), names checked."""
+    return _checked(TrialInfo, values)
+
+
+def write_trial(
+    storage: optuna.storages.BaseStorage, trial_id: int, **values: Any
+) -> dict[str, Any]:
+    """Set trial attributes by the storage's trial id; each keyword a :class:`TrialInfo` field.
+
+    Works on any trial the storage holds, also one this process did not ask for (the Ray
+    backend's driver records what its workers report). Returns what was written.
+    """
+    for key, value in _checked(TrialInfo, values).items():
+        storage.set_trial_user_attr(trial_id, key, value)
+    return values
+
+
+def is_seeded(trial: FrozenTrial) -> bool:
+    """Whether the trial is one of the recommender's seeds."""
+    return read_trial(trial).source == RECOMMENDER
