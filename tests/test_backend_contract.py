@@ -19,7 +19,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from autotransfer.search import SearchRequest, Seed, make_storage, run_search
+from autotransfer.search import SearchRequest, Seed, run_search
+from autotransfer.storage import open_storage as make_storage
 
 DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
 SPACE = {

@@ -15,6 +15,7 @@ from filelock import Timeout
 from autotransfer.cache._disk import DiskStore
 from autotransfer.cache._key import FeatureKey
 from autotransfer.cache._memory import Features, MemoryLRU
+from autotransfer.storage import StorageURL
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def make_cache(
     enabled: bool = True,
     directory: str | Path | None = None,
     *,
-    storage: str | None = None,
+    storage: str | StorageURL | None = None,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     fp16: bool = False,
 ) -> FeatureCache | None:
@@ -159,21 +160,6 @@ def make_cache(
     if not enabled:
         return None
     if directory is None:
-        directory = _beside_storage(storage) or default_cache_dir()
+        beside = StorageURL.parse(storage).folder_beside("-features") if storage else None
+        directory = beside or default_cache_dir()
     return FeatureCache(Path(directory), memory_bytes=memory_bytes, fp16=fp16)
-
-
-def _beside_storage(storage: str | None) -> Path | None:
-    if not storage:
-        return None
-    if storage.startswith("sqlite:///"):
-        path = Path(storage.removeprefix("sqlite:///"))
-    elif storage.startswith("journal://"):
-        path = Path(storage.removeprefix("journal://"))
-    elif "://" not in storage:
-        path = Path(storage)
-    else:
-        return None
-    if not path.name or path.name == ":memory:":
-        return None
-    return path.expanduser().parent / f"{path.stem}-features"

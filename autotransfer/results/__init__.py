@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotransfer.results._audit import AUDIT_ATTR, audit_recommendation, record_audit
+from autotransfer.results._audit import audit_recommendation, record_audit
 from autotransfer.results._decision import (
     DEFAULT_TOLERANCE,
     Decision,
@@ -15,7 +15,6 @@ from autotransfer.results._plots import plot_curves, plot_depth
 from autotransfer.results._summary import StudySummary, list_studies, load, summarize
 
 __all__ = [
-    "AUDIT_ATTR",
     "DEFAULT_TOLERANCE",
     "Decision",
     "DepthRow",

@@ -7,8 +7,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-AUDIT_ATTR = "recommendation_audit"
-_SOURCE = "source"
+from autotransfer import record
 
 
 def _accuracy(t: FrozenTrial) -> float | None:
@@ -32,9 +31,7 @@ def audit_recommendation(study: optuna.Study) -> dict[str, Any] | None:
     Returns ``None`` for a study without recommender seeds.
     """
     trials = study.get_trials(deepcopy=False)
-    seeded = sorted(
-        (t for t in trials if t.user_attrs.get(_SOURCE) == "recommender"), key=lambda t: t.number
-    )
+    seeded = sorted((t for t in trials if record.is_seeded(t)), key=lambda t: t.number)
     finished = [(acc, t.number) for t in trials if (acc := _accuracy(t)) is not None]
     if not seeded or not finished:
         return None
@@ -63,8 +60,8 @@ def audit_recommendation(study: optuna.Study) -> dict[str, Any] | None:
 
 
 def record_audit(study: optuna.Study) -> dict[str, Any] | None:
-    """Compute the audit and store it on the study as ``"recommendation_audit"``."""
+    """Compute the audit and store it on the study (``StudyInfo.recommendation_audit``)."""
     audit = audit_recommendation(study)
     if audit is not None:
-        study.set_user_attr(AUDIT_ATTR, audit)
+        record.write_study(study, recommendation_audit=audit)
     return audit

@@ -8,6 +8,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autotransfer import record
+
 DEFAULT_TOLERANCE = 0.005  # half a point of accuracy
 
 
@@ -47,14 +49,18 @@ def _accuracy(t: FrozenTrial) -> float:
 
 
 def _cost(t: FrozenTrial) -> tuple[float, float]:
+    info = record.read_trial(t)
+    params, seconds = info.trainable_parameters, info.train_time_s
     return (
-        float(t.user_attrs.get("trainable_parameters", float("inf"))),
-        float(t.user_attrs.get("train_time_s", float("inf"))),
+        float(params) if params is not None else float("inf"),
+        float(seconds) if seconds is not None else float("inf"),
     )
 
 
 def depth_of(t: FrozenTrial) -> int | None:
-    value = t.user_attrs.get("freeze_depth", t.params.get("freeze_depth"))
+    value = record.read_trial(t).freeze_depth
+    if value is None:
+        value = t.params.get("freeze_depth")
     return int(value) if value is not None else None
 
 
@@ -105,7 +111,7 @@ def decide(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> Deci
         chosen_depth=depth_of(chosen) or 0,
         chosen_accuracy=_accuracy(chosen),
         chosen_params=dict(chosen.params),
-        chosen_trainable_parameters=chosen.user_attrs.get("trainable_parameters"),
+        chosen_trainable_parameters=record.read_trial(chosen).trainable_parameters,
         tolerance=tolerance,
         by_depth=by_depth(trials),
         pareto_trials=pareto,

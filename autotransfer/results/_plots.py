@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import optuna
 from optuna.trial import TrialState
 
+from autotransfer import record
 from autotransfer.results._decision import Decision, depth_of
 
 
@@ -52,7 +53,7 @@ def plot_depth(study: optuna.Study, path: Path, decision: Decision | None = None
             zorder=5,
             label=f"chosen: k={decision.chosen_depth}",
         )
-    blocks = study.user_attrs.get("num_blocks")
+    blocks = record.read_study(study).num_blocks
     ax.set_xlabel(f"freeze depth k (trainable top blocks{f' of {blocks}' if blocks else ''})")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{study.study_name}: accuracy by freeze depth")

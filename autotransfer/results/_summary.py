@@ -9,7 +9,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from autotransfer.search._storage import make_storage
+from autotransfer import record
+from autotransfer.storage import StorageURL, open_storage
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class StudySummary:
         return asdict(self)
 
 
-def load(storage_url: str, study_name: str) -> optuna.Study:
-    storage = make_storage(storage_url, heartbeat_interval=None, grace_period=None)
+def load(storage_url: str | StorageURL, study_name: str) -> optuna.Study:
+    storage = open_storage(storage_url, create=False)
     try:
         return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
@@ -47,13 +48,13 @@ def summarize(study: optuna.Study) -> StudySummary:
     states = Counter(t.state for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
     best = max(complete, key=lambda t: t.values[0]) if complete else None
-    attrs = study.user_attrs
+    info = record.read_study(study)
     return StudySummary(
         name=study.study_name,
-        backbone=attrs.get("backbone"),
-        dataset=attrs.get("dataset"),
-        space=attrs.get("space"),
-        requested_trials=attrs.get("requested_trials"),
+        backbone=info.backbone,
+        dataset=info.dataset,
+        space=info.space,
+        requested_trials=info.requested_trials,
         complete=states[TrialState.COMPLETE],
         pruned=states[TrialState.PRUNED],
         failed=states[TrialState.FAIL],
@@ -64,8 +65,8 @@ def summarize(study: optuna.Study) -> StudySummary:
     )
 
 
-def list_studies(storage_url: str) -> list[StudySummary]:
-    storage = make_storage(storage_url, heartbeat_interval=None, grace_period=None)
+def list_studies(storage_url: str | StorageURL) -> list[StudySummary]:
+    storage = open_storage(storage_url, create=False)
     return [
         summarize(optuna.load_study(study_name=name, storage=storage))
         for name in optuna.get_all_study_names(storage)

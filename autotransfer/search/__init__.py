@@ -1,39 +1,38 @@
-"""Running studies: the trial objective, the worker loop, storages and the decision."""
+"""Running studies: one engine (``SearchSession``) driven by executors (Optuna, Ray).
+
+``run_search`` prepares a request, opens or resumes its study, seeds it and runs it on the
+backend the request names; ``BACKENDS`` maps names to executors (see ``_backends.py`` for
+the contract and how to add one).
+"""
 
 from __future__ import annotations
 
-from autotransfer.search._objective import TrialObjective, trial_config
-from autotransfer.search._request import SearchRequest
-from autotransfer.search._run import (
-    PreparedSearch,
-    Seed,
-    enqueue_seeds,
-    open_study,
-    prepare,
-    run_search,
-)
-from autotransfer.search._seeding import RECOMMENDATION_ATTR, default_seeds
-from autotransfer.search._storage import DEFAULT_STORAGE, make_storage, study_lock, study_names
-from autotransfer.search._worker import FINISHED, heartbeat, run_one, run_worker
+from autotransfer.search._backends import BACKENDS, Executor, executor
+from autotransfer.search._prepared import PreparedSearch, Seed, prepare
+from autotransfer.search._request import SearchOptions, SearchRequest
+from autotransfer.search._run import run_search
+from autotransfer.search._seeding import Seeding, recommend_seeds
+from autotransfer.search._session import WAIT, SearchSession, Ticket, open_study
+from autotransfer.search._trial import EpochReport, TrialCancelled, TrialEnd, trial_config
 
 __all__ = [
-    "DEFAULT_STORAGE",
-    "FINISHED",
-    "RECOMMENDATION_ATTR",
+    "BACKENDS",
+    "WAIT",
+    "EpochReport",
+    "Executor",
     "PreparedSearch",
+    "SearchOptions",
     "SearchRequest",
+    "SearchSession",
     "Seed",
-    "TrialObjective",
-    "default_seeds",
-    "enqueue_seeds",
-    "heartbeat",
-    "make_storage",
+    "Seeding",
+    "Ticket",
+    "TrialCancelled",
+    "TrialEnd",
+    "executor",
     "open_study",
     "prepare",
-    "run_one",
+    "recommend_seeds",
     "run_search",
-    "run_worker",
-    "study_lock",
-    "study_names",
     "trial_config",
 ]

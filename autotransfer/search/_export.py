@@ -12,8 +12,8 @@ import yaml
 
 from autotransfer.finetune import fit
 from autotransfer.results import Decision, decide
-from autotransfer.search._objective import trial_config
-from autotransfer.search._run import PreparedSearch
+from autotransfer.search._prepared import PreparedSearch
+from autotransfer.search._trial import trial_config
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from autotransfer import record
 from autotransfer.backbones import create_backbone, num_blocks, suggest_input_size
 from autotransfer.data import TransferDataset, load_dataset
 from autotransfer.search._request import SearchRequest
@@ -16,23 +17,24 @@ class Seed:
     """A configuration to try first, with where it came from (shown on the trial)."""
 
     params: dict[str, Any]
-    source: str = "recommender"
+    source: str = record.RECOMMENDER
 
 
 @dataclass
 class PreparedSearch:
+    """A request with everything resolved: ``request.spec`` holds the space as values."""
+
     request: SearchRequest
-    spec: SearchSpec
+    spec: SearchSpec  # with the request's budget overrides applied
     dataset: TransferDataset
     num_blocks: int
     input_size: int
     study_name: str
 
 
-def prepare(request: SearchRequest) -> PreparedSearch:
-    """Validate everything a worker needs before any trial starts (fail fast, lose nothing)."""
-    spec = request.resolved_spec()
-    dataset = load_dataset(
+def load_request_dataset(request: SearchRequest) -> TransferDataset:
+    """The request's dataset, split and subset exactly as every worker of the study sees it."""
+    return load_dataset(
         request.dataset,
         val_fraction=request.val_fraction,
         seed=request.resolved_split_seed(),
@@ -40,6 +42,16 @@ def prepare(request: SearchRequest) -> PreparedSearch:
         max_val=request.max_val,
         on_corrupt=request.on_corrupt,
     )
+
+
+def prepare(request: SearchRequest) -> PreparedSearch:
+    """Validate everything a worker needs before any trial starts (fail fast, lose nothing).
+
+    The search space is read here, once: the prepared request carries it as values to
+    every worker process and Ray node.
+    """
+    request = request.with_spec()
+    dataset = load_request_dataset(request)
     blocks = num_blocks(request.backbone)
     size = request.input_size or suggest_input_size(
         request.backbone, dataset.profile().median_resolution
@@ -52,4 +64,6 @@ def prepare(request: SearchRequest) -> PreparedSearch:
         weights=request.weights,
         input_size=size,
     )
-    return PreparedSearch(request, spec, dataset, blocks, size, request.resolved_study_name())
+    return PreparedSearch(
+        request, request.resolved_spec(), dataset, blocks, size, request.resolved_study_name()
+    )

@@ -1,10 +1,10 @@
-"""The Ray Tune backend: the same study, its trials run on a Ray cluster and stopped by ASHA.
+"""The Ray executor: the engine's trials run on a Ray cluster, stopped early by ASHA.
 
-A ``Tuner`` drives the trials; its searcher is Ray's ``OptunaSearch`` on the study's own
-storage and name (see ``StudySearcher``), so a Ray study is reviewed exactly like an Optuna
+A ``Tuner`` drives the trials; its searcher is a thin adapter over the engine's session
+(``EngineSearcher``), so a Ray study is asked, recorded and reviewed exactly like an Optuna
 one: ``autotransfer studies``, the HTTP API and optuna-dashboard read the same records. The
-spec's pruner becomes the Tune scheduler (``autotransfer.spec.ray_scheduler``); Optuna itself
-never prunes here.
+spec's pruner becomes the Tune scheduler (``autotransfer.spec.ray_scheduler``), which sees
+the whole cluster's trials; Optuna itself never prunes here.
 
 Each study has a Tune experiment folder beside its storage (``ray_results/<study>`` next to
 a SQLite or journal file, else in the working folder). Running the same search again
@@ -14,33 +14,20 @@ trials still missing run in a new experiment folder (``<study>-2``, …).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
-import time
-import warnings
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import optuna
 from optuna.trial import TrialState
 
+from autotransfer import record
 from autotransfer.errors import UserInputError
-from autotransfer.search._prepared import PreparedSearch, Seed
-from autotransfer.search._ray_searcher import RAY_TRIAL_ATTR
 from autotransfer.search._request import SearchRequest
-from autotransfer.search._run import open_study
-from autotransfer.search._storage import is_journal, journal_path, make_storage
-from autotransfer.spec import (
-    SearchSpec,
-    fit_to_space,
-    optuna_sampler,
-    ray_scheduler,
-    ray_search_space,
-    suggest,
-)
+from autotransfer.search._session import SearchSession
+from autotransfer.spec import ray_scheduler
+from autotransfer.storage import StorageURL
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +35,10 @@ DONE_MARKER = ".autotransfer-done"
 _ADDRESS = re.compile(r"^(auto|ray://[^\s/:]+:\d+|[^\s/:]+:\d+)$")
 
 
-def experiments_root(storage_url: str) -> Path:
+def experiments_root(storage: StorageURL) -> Path:
     """Where a study's Tune experiments live: beside a SQLite/journal file, else ``./``."""
-    if is_journal(storage_url):
-        return journal_path(storage_url).resolve().parent / "ray_results"
-    if storage_url.startswith("sqlite:///"):
-        database = storage_url.removeprefix("sqlite:///")
-        if database and database != ":memory:":
-            return Path(database).resolve().parent / "ray_results"
+    if storage.path is not None:
+        return storage.path.resolve().parent / "ray_results"
     return Path.cwd().resolve() / "ray_results"
 
 
@@ -72,15 +55,6 @@ def _experiment(root: Path, study_name: str) -> tuple[str, bool]:
         if tune.Tuner.can_restore(latest) and not (latest / DONE_MARKER).exists():
             return names[-2], True
     return names[-1], False
-
-
-def _define_by_run(trial: optuna.Trial, *, spec: SearchSpec, num_blocks: int) -> None:
-    suggest(trial, spec, num_blocks)  # Ray's OptunaSearch records what is suggested
-
-
-def _finished(study: optuna.Study) -> int:
-    states = (TrialState.COMPLETE, TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=states))
 
 
 def _init_ray(address: str | None) -> bool:
@@ -148,7 +122,7 @@ def _known_trials(experiment: Path) -> set[str]:
     return {trial.trial_id for trial in ExperimentAnalysis(str(experiment)).trials}
 
 
-def _fail_orphans(study: optuna.Study, known: set[str]) -> None:
+def _fail_orphans(session: SearchSession, known: set[str]) -> None:
     """Fail the study's running Ray trials that the experiment about to run does not hold.
 
     A driver killed hard (SIGKILL, lost machine) leaves the trials it asked after Tune's last
@@ -156,141 +130,97 @@ def _fail_orphans(study: optuna.Study, known: set[str]) -> None:
     stale heartbeat on the Optuna backend, they become FAIL and their slots are freed. One
     Ray driver per study at a time: another driver's live trials would look orphaned too.
     """
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        ray_id = trial.user_attrs.get(RAY_TRIAL_ATTR)
+    for trial in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        ray_id = record.read_trial(trial).ray_trial_id
         if ray_id is not None and ray_id not in known:
-            study._storage.set_trial_user_attr(
-                trial._trial_id, "error", "orphaned: its Ray driver stopped without it"
+            session.failed(
+                session.ticket(trial.number), "orphaned: its Ray driver stopped without it"
             )
-            with warnings.catch_warnings():  # Optuna: heartbeats belong to Study.optimize
-                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-                study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-            log.warning("trial %d was left running by a stopped Ray driver: FAIL", trial.number)
 
 
-def _worker_request(p: PreparedSearch) -> str:
-    """The request each trial gets: tiny, and with a local dataset path made absolute
-    (Tune runs trials in their own folders)."""
-    request = p.request
+def _worker_request(request: SearchRequest) -> str:
+    """The request each trial gets: the search space as values, and a local dataset path
+    made absolute (Tune runs trials in their own folders)."""
     dataset = request.dataset
-    if Path(dataset).exists():
-        dataset = str(Path(dataset).resolve())
+    if dataset.path is not None and dataset.path.exists():
+        dataset = dataset.with_path(dataset.path.resolve())
     return request.model_copy(update={"dataset": dataset}).model_dump_json()
 
 
-def run_ray_search(
-    p: PreparedSearch,
-    *,
-    seeds: Sequence[Seed],
-    should_stop: Callable[[], bool] | None = None,
-) -> optuna.Study:
-    """Run (or resume) the study on Ray Tune until it holds the requested finished trials."""
-    from ray import tune
+class RayExecutor:
+    """Runs (or resumes) the study on Ray Tune until the engine hands out no more trials."""
 
-    from autotransfer.search import _ray_searcher as searcher_mod
+    def run(self, session: SearchSession, should_stop: Any) -> None:
+        from ray import tune
+
+        from autotransfer.search._ray_searcher import attached
+
+        p = session.prepared
+        request = p.request
+        if request.workers != 1:
+            raise UserInputError(
+                f"workers={request.workers} is for the Optuna backend; on Ray, trials run on "
+                f"the cluster's workers: set max_concurrent_trials (--max-concurrent-trials)."
+            )
+        missing = p.spec.budget.trials - session.finished()
+        if missing <= 0:
+            return
+        root = experiments_root(request.storage)
+        name, resume = _experiment(root, p.study_name)
+        record.write_study(session.study, ray_experiment=str(root / name))
+        cpus = float(request.threads or 1)
+        started = _init_ray(request.ray_address)
+        try:
+            _check_resources(cpus, request.gpus_per_trial)
+            trainable = tune.with_resources(
+                tune.with_parameters(
+                    _trainable(),
+                    request_json=_worker_request(request),
+                    fingerprint=p.dataset.fingerprint,
+                    input_size=p.input_size,
+                    cpus=cpus,
+                ),
+                {"cpu": cpus, "gpu": request.gpus_per_trial},
+            )
+            _fail_orphans(session, _known_trials(root / name) if resume else set())
+            if resume:
+                log.info("resuming Tune experiment %s", root / name)
+                tuner = tune.Tuner.restore(str(root / name), trainable, resume_unfinished=True)
+            else:
+                tuner = _new_tuner(session, trainable, root, name, missing)
+            with attached(session):
+                tuner.fit()
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+        running = session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if any(record.read_trial(t).ray_trial_id for t in running):  # Tune stopped on Ctrl+C
+            raise KeyboardInterrupt(
+                f"the Ray run was interrupted; run the same search again to resume {root / name}"
+            )
+        (root / name / DONE_MARKER).touch()
+
+
+def _trainable() -> Any:
     from autotransfer.search._ray_trainable import run_trial
 
-    request, spec = p.request, p.spec
-    if request.workers != 1:
-        raise UserInputError(
-            f"workers={request.workers} is for the Optuna backend; on Ray, trials run on the "
-            f"cluster's workers: set max_concurrent_trials (--max-concurrent-trials) instead."
-        )
-    study = open_study(p)
-    target = spec.budget.trials
-    missing = target - _finished(study)
-    if missing <= 0:
-        return study
-    root = experiments_root(request.storage)
-    name, resume = _experiment(root, p.study_name)
-    study.set_user_attr("ray_experiment", str(root / name))
-    cpus = float(request.threads or 1)
-    started = _init_ray(request.ray_address)
-    deadline = time.monotonic() + spec.budget.timeout_s if spec.budget.timeout_s else None
-    searcher_mod._STOP_CHECKS[p.study_name] = lambda: bool(should_stop and should_stop())
-    searcher_mod._DEADLINES[p.study_name] = deadline
-    try:
-        _check_resources(cpus, request.gpus_per_trial)
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                run_trial,
-                request_json=_worker_request(p),
-                fingerprint=p.dataset.fingerprint,
-                num_blocks=p.num_blocks,
-                input_size=p.input_size,
-                cpus=cpus,
-            ),
-            {"cpu": cpus, "gpu": request.gpus_per_trial},
-        )
-        conditional = any(param.when for param in spec.parameters.values())
-        param_space = None if conditional else ray_search_space(spec, p.num_blocks)
-        _fail_orphans(study, _known_trials(root / name) if resume else set())
-        if resume:
-            log.info("resuming Tune experiment %s", root / name)
-            tuner = tune.Tuner.restore(
-                str(root / name), trainable, resume_unfinished=True, param_space=param_space
-            )
-        else:
-            tuner = _new_tuner(p, seeds, trainable, param_space, root, name, missing)
-        tuner.fit()
-    finally:
-        searcher_mod._STOP_CHECKS.pop(p.study_name, None)
-        searcher_mod._DEADLINES.pop(p.study_name, None)
-        if started:
-            import ray
-
-            ray.shutdown()
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    if any(RAY_TRIAL_ATTR in t.user_attrs for t in running):  # Tune stopped on Ctrl+C
-        raise KeyboardInterrupt(
-            f"the Ray run was interrupted; run the same search again to resume {root / name}"
-        )
-    (root / name / DONE_MARKER).touch()
-    if _finished(study) < target:
-        log.warning(
-            "study %s has %d of %d finished trials (cancelled, or many failed); run again to "
-            "add the rest",
-            p.study_name,
-            _finished(study),
-            target,
-        )
-    return study
+    return run_trial
 
 
-def _new_tuner(
-    p: PreparedSearch,
-    seeds: Sequence[Seed],
-    trainable: Any,
-    param_space: dict[str, Any] | None,
-    root: Path,
-    name: str,
-    missing: int,
-) -> Any:
+def _new_tuner(session: SearchSession, trainable: Any, root: Path, name: str, missing: int) -> Any:
     from ray import tune
 
-    from autotransfer.search._ray_searcher import CancelStopper, StudySearcher
+    from autotransfer.search._ray_searcher import CancelStopper, EngineSearcher
 
-    spec, request = p.spec, p.request
-    searcher = StudySearcher(
-        # with conditions, Optuna's own define-by-run sampling; else Tune converts the domains
-        functools.partial(_define_by_run, spec=spec, num_blocks=p.num_blocks)
-        if param_space is None
-        else None,
-        study_name=p.study_name,
-        # trials are asked and told here, in the driver; workers never open the storage
-        storage=make_storage(request.storage, heartbeat_interval=None, grace_period=None),
-        sampler=optuna_sampler(spec, seed=spec.budget.seed),
-        trials=spec.budget.trials,
-        seeds=[(fit_to_space(spec, p.num_blocks, s.params), s.source) for s in seeds],
-        multi_objective=spec.budget.objective == "accuracy_and_cost",
-    )
+    spec, request = session.spec, session.prepared.request
     return tune.Tuner(
         trainable,
-        param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=searcher,
+            search_alg=EngineSearcher(session.study.study_name),
             scheduler=ray_scheduler(spec),
-            # a cap, not the count: the searcher ends the run once enough trials finished;
+            # a cap, not the count: the engine ends the run once enough trials finished;
             # failed trials are replaced up to this many
             num_samples=2 * missing + 2,
             max_concurrent_trials=request.max_concurrent_trials or _trial_slots(request),
@@ -299,7 +229,7 @@ def _new_tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=str(root),
-            stop=CancelStopper(p.study_name),
+            stop=CancelStopper(session.study.study_name),
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0,
         ),

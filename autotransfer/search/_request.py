@@ -1,68 +1,171 @@
-"""What a search is asked to do: data, backbone, search space, storage and workers."""
+"""What a search is asked to do: ``SearchOptions`` (the user's choices, shared by the CLI and
+the HTTP API) and ``SearchRequest`` (those plus where and how it runs)."""
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from autotransfer.search._storage import DEFAULT_STORAGE
+from autotransfer.data import DatasetRef
+from autotransfer.search._backends import BACKENDS
 from autotransfer.spec import SearchSpec, load_spec
+from autotransfer.storage import DEFAULT_STORAGE, StorageURL
+
+_NAME = r"^[A-Za-z0-9_.:-]{1,200}$"
 
 
-class SearchRequest(BaseModel):
-    """A study's inputs. Budget fields left ``None`` keep the search space's own budget."""
+class SearchOptions(BaseModel):
+    """A user's choices for one search: data, backbone, search space, budget, seeding.
+
+    ``autotransfer search`` takes these fields as its options and ``POST /v1/studies`` as its
+    body (plus an inline ``spec``), so both accept and check exactly the same things. Counts
+    are strict: ``"trials": "3"`` or ``true`` is refused, not read as a number. Budget fields
+    left ``None`` keep the search space's own budget.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: str = "digits"
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    max_train: int | None = Field(None, ge=2)
-    max_val: int | None = Field(None, ge=2)
-    on_corrupt: Literal["skip", "error"] = "skip"
-    backbone: str = "efficientnet_lite0"
-    weights: str = "DEFAULT"
-    space: str = "default"
-    trials: int | None = Field(None, ge=1, le=100_000)
-    timeout_s: float | None = Field(None, gt=0)
-    max_epochs: int | None = Field(None, ge=1, le=1000)
-    seed: int | None = None
+    dataset: DatasetRef = Field(
+        DatasetRef.parse("digits"),
+        description="digits | fashion-mnist[:DIR] | synthetic[:k=v,...] | an image folder | "
+        "a .npz file",
+    )
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="validation share of the data")
+    max_train: int | None = Field(
+        None, ge=2, le=10_000_000, strict=True, description="keep a stratified subset"
+    )
+    max_val: int | None = Field(
+        None, ge=2, le=10_000_000, strict=True, description="keep a stratified subset"
+    )
+    on_corrupt: Literal["skip", "error"] = Field(
+        "skip", description="unreadable image files: skip them (listed) or stop"
+    )
+    backbone: str = Field("efficientnet_lite0", max_length=100, description="registered name")
+    weights: str = Field(
+        "DEFAULT",
+        max_length=1000,
+        description="DEFAULT, none, a torchvision weight name, or a state-dict file",
+    )
+    space: str = Field(
+        "default", max_length=1000, description="packaged search space name or a YAML path"
+    )
+    trials: int | None = Field(
+        None, ge=1, le=100_000, strict=True, description="finished trials to reach"
+    )
+    timeout_s: float | None = Field(
+        None,
+        gt=0,
+        le=365 * 86400,
+        strict=True,
+        allow_inf_nan=False,
+        description="seconds; no new trial starts after it",
+    )
+    max_epochs: int | None = Field(
+        None, ge=1, le=1000, strict=True, description="epochs of a trial that is not stopped"
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        strict=True,
+        description="sampler, training and (by default) split seed",
+    )
     split_seed: int | None = Field(
         None,
         ge=0,
-        description="seed of the train/validation split; None: the study's seed. Repeating "
-        "a search with other seeds on one fixed validation set sets this",
+        le=2**31 - 1,
+        strict=True,
+        description="seed of the train/validation split; None: the study's seed. Repeating a "
+        "search with other seeds on one fixed validation set sets this",
     )
-    storage: str = DEFAULT_STORAGE
-    study_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
-    workers: int = Field(1, ge=1, le=64)
-    input_size: int | None = Field(None, ge=8, le=4096)
-    device: str = "auto"
-    threads: int | None = Field(None, ge=1, le=512)
-    heartbeat_interval: int = Field(10, ge=1)
-    grace_period: int = Field(60, ge=2)
+    input_size: int | None = Field(
+        None,
+        ge=8,
+        le=4096,
+        strict=True,
+        description="square input side; None: from the data's resolution",
+    )
     recommend: bool = Field(True, description="seed the first trials with the recommender")
-    backend: Literal["optuna", "ray"] = "optuna"
-    cache: bool = Field(True, description="reuse frozen-prefix features across trials")
+    cache: bool = Field(
+        True,
+        description="reuse frozen-prefix features across trials; false trains every epoch "
+        "through the whole backbone",
+    )
+    backend: str = Field(
+        "optuna",
+        description="optuna (worker processes on this machine) or ray (a Ray Tune cluster)",
+        json_schema_extra={"enum": list(BACKENDS)},
+    )
+    study_name: str | None = Field(None, pattern=_NAME, description="default: data-backbone-space")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, but got {value!r}")
+        return value
+
+
+class SearchRequest(SearchOptions):
+    """A study's inputs: the user's options plus storage, workers, devices and the spec itself.
+
+    ``spec`` is the search space as values (``prepare`` fills it from ``space`` when it is
+    ``None``), so a request sent to another process or Ray node never re-reads a file.
+    """
+
+    spec: SearchSpec | None = Field(
+        None, description="the search space itself; None: load `space` when prepared"
+    )
+    storage: StorageURL = Field(
+        StorageURL.parse(DEFAULT_STORAGE),
+        description="sqlite:///file.db, postgresql+psycopg://…, or journal:///file.log",
+    )
+    workers: int = Field(1, ge=1, le=64, description="Optuna backend: worker processes")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    threads: int | None = Field(None, ge=1, le=512, description="CPU threads per worker")
+    heartbeat_interval: int = Field(
+        10, ge=1, description="seconds between a running trial's heartbeats"
+    )
+    grace_period: int = Field(
+        60, ge=2, description="seconds without a heartbeat before a trial counts as dead"
+    )
     cache_dir: str | None = Field(
         None,
         description="feature cache folder; None: beside a SQLite/journal storage file "
         "(study.db → study-features/), else ~/.cache/autotransfer/features",
     )
     ray_address: str | None = Field(
-        None, description="an existing Ray cluster ('auto', 'ray://host:port'); None starts one"
+        None, description="Ray: an existing cluster (auto, host:port, ray://host:port)"
     )
     gpus_per_trial: float = Field(
-        0.0, ge=0, le=64, description="Ray backend: GPUs each trial reserves (0.5 shares one)"
+        0.0, ge=0, le=64, description="Ray: GPUs each trial reserves (0.5 shares one)"
     )
     max_concurrent_trials: int | None = Field(
-        None, ge=1, le=10_000, description="Ray backend: trials at once (None: as resources allow)"
+        None, ge=1, le=10_000, description="Ray: trials at once (None: as resources allow)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _space_of_spec(cls, data: Any) -> Any:
+        # a request built from a spec alone is named after it
+        if isinstance(data, dict) and data.get("spec") is not None and "space" not in data:
+            spec = data["spec"]
+            name = spec.name if isinstance(spec, SearchSpec) else spec.get("name")
+            if isinstance(name, str):
+                data = {**data, "space": name}
+        return data
+
+    def with_spec(self) -> SearchRequest:
+        """This request with ``spec`` loaded from ``space`` (read once, here)."""
+        if self.spec is not None:
+            return self
+        return self.model_copy(update={"spec": load_spec(self.space)})
 
     def resolved_spec(self) -> SearchSpec:
         """The search space with this request's budget overrides applied."""
-        spec = load_spec(self.space)
+        spec = self.spec if self.spec is not None else load_spec(self.space)
         updates = {
             key: value
             for key, value in (
@@ -85,6 +188,7 @@ class SearchRequest(BaseModel):
     def resolved_study_name(self) -> str:
         if self.study_name:
             return self.study_name
-        data = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset.rstrip("/").split("/")[-1])[:60]
+        text = str(self.dataset)
+        data = re.sub(r"[^A-Za-z0-9_.-]+", "_", text.rstrip("/").split("/")[-1])[:60]
         space = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.space.split("/")[-1].removesuffix(".yaml"))
         return f"{data}-{self.backbone}-{space}"

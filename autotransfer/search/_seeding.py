@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
+from autotransfer import record
 from autotransfer.finetune import TrialConfig
 from autotransfer.search._prepared import PreparedSearch, Seed
 from autotransfer.spec import SearchSpec, fit_to_space
 
 log = logging.getLogger(__name__)
-
-RECOMMENDATION_ATTR = "recommendation"
 
 
 def complete_seed(spec: SearchSpec, params: dict[str, Any]) -> dict[str, Any]:
@@ -37,19 +37,27 @@ def study_batch_size(spec: SearchSpec) -> int:
     return int(spec.fixed.get("batch_size", default))
 
 
-def default_seeds(p: PreparedSearch) -> list[Seed]:
+@dataclass(frozen=True)
+class Seeding:
+    """The seeds a study starts from and the recommendation they came from (if any)."""
+
+    seeds: list[Seed]
+    recommendation: dict[str, Any] | None = None
+
+
+def recommend_seeds(p: PreparedSearch) -> Seeding:
     """The seeds a search starts from when the caller gives none.
 
     With ``request.recommend`` (the default) the rule-based recommender measures the data
     against the pretrained backbone, its learning rates scaled to the batch the study trains
     with, and its configuration plus neighbours (k − 1, k + 1, LR ×3, LR ÷3) become the
     seeds, marked ``source="recommender"``; seeds that fall on the same point once fitted to
-    the search space are kept once. The recommendation itself
-    (``to_dict()``) is stored on the study as user attribute ``"recommendation"``, where
-    ``studies show``, the API and the audit after the study read it.
+    the search space are kept once. The recommendation itself (``to_dict()``) comes along,
+    for the engine to store on the study, where ``studies show``, the API and the audit
+    read it.
     """
     if not p.request.recommend:
-        return []
+        return Seeding([])
     from autotransfer.recommend import recommend
 
     rec = recommend(
@@ -66,16 +74,6 @@ def default_seeds(p: PreparedSearch) -> list[Seed]:
         point = fit_to_space(p.spec, p.num_blocks, params)
         if point and point not in fitted:
             fitted.append(point)
-            seeds.append(Seed(params, source="recommender"))
-    _store(p, rec.to_dict())
+            seeds.append(Seed(params, source=record.RECOMMENDER))
     log.info("recommender: %s at k=%d, %d seeds", rec.strategy, rec.freeze_depth, len(seeds))
-    return seeds
-
-
-def _store(p: PreparedSearch, recommendation: dict[str, object]) -> None:
-    # opening the study here (idempotent) makes the recommendation visible from the first
-    # trial on, whichever backend then runs it
-    from autotransfer.search._run import open_study
-
-    study = open_study(p)
-    study.set_user_attr(RECOMMENDATION_ATTR, recommendation)
+    return Seeding(seeds, rec.to_dict())

@@ -1,0 +1,337 @@
+"""The engine: one process's handle on a study, shared by every executor.
+
+What a search decides and records lives here, once: opening or resuming the study (and
+refusing one that holds another search), enqueueing the seeds once, whether another trial
+may start (finished trials counted under a cross-process lock, the timeout, a cancel), and
+every trial's records from its start to how it ended. Executors (``_backends.Executor``)
+only run the trials it hands out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from autotransfer import record
+from autotransfer.errors import UserInputError
+from autotransfer.finetune import TrialConfig
+from autotransfer.search._prepared import PreparedSearch, Seed
+from autotransfer.search._trial import EpochReport, TrialEnd, trial_config
+from autotransfer.spec import (
+    fit_to_space,
+    optuna_directions,
+    optuna_pruner,
+    optuna_sampler,
+    suggest,
+)
+from autotransfer.storage import open_storage, study_lock
+
+log = logging.getLogger(__name__)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+WAIT: Literal["wait"] = "wait"
+Verdict = Literal["continue", "prune", "cancel"]
+
+
+@contextlib.contextmanager
+def quiet_heartbeat() -> Iterator[None]:
+    # Optuna warns that heartbeats belong to Study.optimize; executors beat themselves
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        yield
+
+
+def _header(p: PreparedSearch) -> dict[str, Any]:
+    return {
+        "backbone": p.request.backbone,
+        "weights": p.request.weights,
+        "dataset": str(p.request.dataset),
+        "dataset_fingerprint": p.dataset.fingerprint,
+        "num_blocks": p.num_blocks,
+        "input_size": p.input_size,
+        "space": p.spec.name,
+        "spec": p.spec.model_dump(mode="json"),
+        "requested_trials": p.spec.budget.trials,
+    }
+
+
+def open_study(p: PreparedSearch, *, worker_index: int = 0) -> optuna.Study:
+    """Create the study, or load it and check it is the same search (not a name clash)."""
+    request = p.request
+    storage = open_storage(
+        request.storage,
+        heartbeat_interval=request.heartbeat_interval,
+        grace_period=request.grace_period,
+    )
+    optuna_log = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "Using an existing study…" per worker
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=p.study_name,
+            directions=optuna_directions(p.spec),
+            sampler=optuna_sampler(p.spec, seed=p.spec.budget.seed + worker_index),
+            pruner=optuna_pruner(p.spec),
+            load_if_exists=True,
+        )
+    finally:
+        optuna.logging.set_verbosity(optuna_log)
+    expected = _header(p)
+    if not study.user_attrs:
+        record.write_study(study, **expected)
+        multi = p.spec.budget.objective == "accuracy_and_cost"
+        study.set_metric_names(["accuracy", "train_time_s"] if multi else ["accuracy"])
+        return study
+    stored = record.read_study(study)
+    for key in record.StudyInfo.IDENTITY:
+        if getattr(stored, key) != expected[key]:
+            raise UserInputError(
+                f"Study {p.study_name!r} in {request.storage} was created with {key}="
+                f"{getattr(stored, key)!r}, but this search has {key}={expected[key]!r}. "
+                f"Resume it with the same settings or pass another --study-name."
+            )
+    record.write_study(study, requested_trials=expected["requested_trials"])
+    return study
+
+
+@dataclass
+class Ticket:
+    """A trial the engine handed out: its Optuna trial and the sampled parameters."""
+
+    trial: optuna.Trial
+    params: dict[str, Any]
+    reported: set[int] = field(default_factory=set)  # epochs with an intermediate value
+    written: dict[str, Any] = field(default_factory=dict)  # attributes already stored
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+
+class SearchSession:
+    """The engine for one process: asks, records and tells the trials of one study.
+
+    Build it with :meth:`open`. ``should_stop`` (a cancel) and the budget's timeout stop
+    handing out trials; ``stop_reason`` says which ended the run.
+    """
+
+    def __init__(
+        self,
+        prepared: PreparedSearch,
+        study: optuna.Study,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.prepared = prepared
+        self.study = study
+        self.should_stop = should_stop or (lambda: False)
+        timeout = prepared.spec.budget.timeout_s
+        self.deadline = time.monotonic() + timeout if timeout else None
+        self.stop_reason: str | None = None
+        self._tickets: dict[int, Ticket] = {}
+
+    @classmethod
+    def open(
+        cls,
+        prepared: PreparedSearch,
+        *,
+        worker_index: int = 0,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> SearchSession:
+        return cls(
+            prepared, open_study(prepared, worker_index=worker_index), should_stop=should_stop
+        )
+
+    @property
+    def spec(self):  # type: ignore[no-untyped-def]
+        return self.prepared.spec
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.spec.budget.objective == "accuracy_and_cost"
+
+    # --- the study ------------------------------------------------------------------------
+
+    def enqueue_seeds(self, seeds: Sequence[Seed]) -> int:
+        """Enqueue the seeds once per study, marked with their source; they run first."""
+        if record.read_study(self.study).seeds_enqueued is not None:
+            return 0
+        for seed in seeds:
+            params = fit_to_space(self.spec, self.prepared.num_blocks, seed.params)
+            self.study.enqueue_trial(
+                params, user_attrs=record.trial_attrs(source=seed.source), skip_if_exists=True
+            )
+        record.write_study(self.study, seeds_enqueued=len(seeds))
+        return len(seeds)
+
+    def finished(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=FINISHED))
+
+    def _ended(self) -> str | None:
+        if self.should_stop():
+            return "cancelled"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return "timeout"
+        return None
+
+    # --- handing out trials ---------------------------------------------------------------
+
+    def ask(self) -> Ticket | Literal["wait"] | None:
+        """The next trial to run, ``WAIT`` while every remaining slot is held by a running
+        trial, or ``None`` when the search is done (``stop_reason`` says why).
+
+        Counting and asking happen under one cross-process lock and running trials hold their
+        slot, so N workers never overshoot; a slot held by a dead worker is freed when its
+        heartbeat goes stale. Enqueued (WAITING) trials are asked first.
+        """
+        ended = self._ended()
+        if ended is not None:
+            self.stop_reason = ended
+            return None
+        target = self.spec.budget.trials
+        with study_lock(self.prepared.request.storage, self.study.study_name):
+            optuna.storages.fail_stale_trials(self.study)
+            states = [t.state for t in self.study.get_trials(deepcopy=False)]
+            finished = sum(s in FINISHED for s in states)
+            if finished >= target:
+                self.stop_reason = "trials"
+                return None
+            if finished + states.count(TrialState.RUNNING) >= target:
+                return WAIT
+            with quiet_heartbeat():
+                trial = self.study.ask()
+        params = suggest(trial, self.spec, self.prepared.num_blocks)
+        ticket = Ticket(trial, params)
+        self._tickets[trial.number] = ticket
+        ticket.written.update(trial.user_attrs)  # an enqueued seed arrives with its source
+        if record.TrialInfo.from_attrs(trial.user_attrs).source is None:
+            self._write(ticket, source=record.SAMPLER)
+        return ticket
+
+    def ticket(self, number: int) -> Ticket:
+        """The ticket of trial ``number``, also one asked by an earlier run of this study
+        (a resumed Ray experiment continues the trials it had started)."""
+        if number not in self._tickets:
+            frozen = self.study.get_trials(deepcopy=False)[number]
+            trial = optuna.Trial(self.study, frozen._trial_id)
+            ticket = Ticket(trial, dict(frozen.params), set(frozen.intermediate_values))
+            ticket.written.update(frozen.user_attrs)
+            self._tickets[number] = ticket
+        return self._tickets[number]
+
+    def config(self, ticket: Ticket) -> TrialConfig:
+        """The ticket's training configuration (raises for an invalid combination)."""
+        request = self.prepared.request
+        return trial_config(
+            self.spec,
+            ticket.params,
+            backbone=request.backbone,
+            weights=request.weights,
+            input_size=self.prepared.input_size,
+            seed=self.spec.budget.seed,
+            device=request.device,
+        )
+
+    # --- recording ------------------------------------------------------------------------
+
+    def annotate(self, ticket: Ticket, **values: Any) -> None:
+        """Set trial attributes (:class:`record.TrialInfo` fields); unchanged ones are skipped."""
+        self._write(ticket, **values)
+
+    def _write(self, ticket: Ticket, **values: Any) -> None:
+        changed = {k: v for k, v in values.items() if ticket.written.get(k, object()) != v}
+        if changed:
+            for key, value in record.trial_attrs(**changed).items():
+                ticket.trial.set_user_attr(key, value)
+            ticket.written.update(changed)
+
+    def started(self, ticket: Ticket, **where: Any) -> None:
+        """Record what the trial trains and where (``worker``; on Ray also ``ray_node``)."""
+        p = self.prepared
+        self._write(
+            ticket,
+            backbone=p.request.backbone,
+            weights=p.request.weights,
+            freeze_depth=self.config(ticket).freeze_depth,
+            num_blocks=p.num_blocks,
+            input_size=p.input_size,
+            dataset_fingerprint=p.dataset.fingerprint,
+            **where,
+        )
+
+    def epoch(self, ticket: Ticket, report: EpochReport) -> None:
+        """Record an epoch: its accuracy as the intermediate value (single objective; once per
+        epoch, a restarted trial reports its epochs again) and the running totals."""
+        self._write(
+            ticket,
+            epochs_run=report.epoch,
+            train_time_s=round(report.elapsed_s, 3),
+            trainable_parameters=report.trainable_parameters,
+        )
+        if not self.multi_objective and report.epoch not in ticket.reported:
+            ticket.trial.report(report.val_accuracy, report.epoch)
+            ticket.reported.add(report.epoch)
+
+    def verdict(self, ticket: Ticket, report: EpochReport) -> Verdict:
+        """After :meth:`epoch`: go on, prune (the study's pruner), or cancel (``should_stop``).
+
+        A trial whose last epoch is done is never stopped: its work is complete.
+        """
+        if report.epoch >= self.spec.budget.max_epochs:
+            return "continue"
+        if self.should_stop():
+            return "cancel"
+        if not self.multi_objective and ticket.trial.should_prune():
+            return "prune"
+        return "continue"
+
+    def _tell(
+        self,
+        ticket: Ticket,
+        state: TrialState,
+        values: float | list[float] | None = None,
+    ) -> None:
+        try:
+            with quiet_heartbeat():
+                self.study.tell(ticket.number, values, state=state, skip_if_finished=True)
+        except UpdateFinishedTrialError:
+            log.warning("trial %d is already finished in the storage", ticket.number)
+        self._tickets.pop(ticket.number, None)
+
+    def completed(self, ticket: Ticket, end: TrialEnd) -> None:
+        self._write(
+            ticket,
+            train_time_s=round(end.train_time_s, 3),
+            best_epoch=end.best_epoch,
+            final_val_accuracy=end.final_val_accuracy,
+        )
+        values = [end.best_val_accuracy, end.train_time_s] if self.multi_objective else None
+        self._tell(ticket, TrialState.COMPLETE, values or end.best_val_accuracy)
+
+    def pruned(self, ticket: Ticket) -> None:
+        """Stopped by the pruner or scheduler; its value is its last epoch's accuracy."""
+        self._tell(ticket, TrialState.PRUNED)
+
+    def failed(self, ticket: Ticket, error: str, traceback: str | None = None) -> None:
+        """Failed: the error (``Type: message``) and the traceback's tail are recorded."""
+        values: dict[str, Any] = {"error": error[:2000]}
+        if traceback:
+            values["traceback"] = traceback[-4000:]
+        self._write(ticket, **values)
+        log.warning("trial %d failed: %s", ticket.number, error)
+        self._tell(ticket, TrialState.FAIL)
+
+    def cancelled(self, ticket: Ticket, after_epoch: int) -> None:
+        """Stopped by a cancel: FAIL, so that a resumed study runs it again."""
+        when = f"after epoch {after_epoch}" if after_epoch else "before its first epoch"
+        self._write(ticket, error=f"TrialCancelled: cancelled {when}")
+        self._tell(ticket, TrialState.FAIL)
