@@ -105,6 +105,23 @@ class TrialInfo:
         return _from_attrs(cls, attrs)  # type: ignore[no-any-return]
 
 
+# what every trial that ran an epoch records, whichever backend ran it; a completed trial
+# adds TRIAL_ON_COMPLETE, a Ray trial TRIAL_ON_RAY (tests/test_backend_contract.py checks it)
+TRIAL_ON_EPOCH = (
+    "source",
+    "backbone",
+    "weights",
+    "freeze_depth",
+    "num_blocks",
+    "input_size",
+    "dataset_fingerprint",
+    "worker",
+    "epochs_run",
+    "train_time_s",
+    "trainable_parameters",
+)
+TRIAL_ON_COMPLETE = ("best_epoch", "final_val_accuracy")
+TRIAL_ON_RAY = ("ray_node", "ray_trial_id")
 STUDY_FIELDS = tuple(f.name for f in dataclasses.fields(StudyInfo))
 TRIAL_FIELDS = tuple(f.name for f in dataclasses.fields(TrialInfo))
 # what a reviewer sees of a trial in the API (the traceback and Ray ids stay in the storage)

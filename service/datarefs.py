@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autotransfer.data._synthetic import SyntheticSpec
+from autotransfer.data import DatasetRef
 from autotransfer.errors import UserInputError
 
 BUILTIN = ("digits", "fashion-mnist")
@@ -38,39 +38,43 @@ def check_path(field: str, ref: str, roots: list[Path]) -> Path:
         raise RefError(field, f"{field}={ref!r}: '..' and '~' are not allowed in paths.")
     raw = Path(ref)
     candidate = raw if raw.is_absolute() else roots[0] / raw
-    resolved = candidate.resolve()
+    try:
+        resolved = candidate.resolve()
+        exists = resolved.exists()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise RefError(
+            field, f"{field}={ref[:80]!r}… is not a usable path ({exc.strerror}); name a file "
+            "or folder inside the data roots."
+        ) from None
     if not any(resolved.is_relative_to(root) for root in roots):
         raise RefError(
             field,
             f"{field}={ref!r} is outside the server's data roots "
             f"({', '.join(str(r) for r in roots)}); copy the data into a data root.",
         )
-    if not resolved.exists():
+    if not exists:
         raise RefError(field, f"{field}={ref!r}: no such file or folder in the data roots.")
     return resolved
 
 
-def check_dataset(ref: str, roots: list[Path], field: str = "dataset") -> str:
-    """The dataset reference the worker will load (a path made absolute), or ``RefError``."""
-    name, _, options = ref.partition(":")
-    if ref in BUILTIN:
-        return ref
-    if name == "synthetic":
-        try:
-            spec = SyntheticSpec.parse(options)
-        except UserInputError as exc:
-            raise RefError(field, f"{field}={ref!r}: {exc}") from None
-        size = spec.classes * spec.per_class * spec.channels * spec.size**2
+def check_dataset(ref: str | DatasetRef, roots: list[Path], field: str = "dataset") -> DatasetRef:
+    """The dataset the worker will load (a path resolved inside a data root), or ``RefError``."""
+    try:
+        parsed = DatasetRef.parse(ref)
+    except UserInputError as exc:
+        raise RefError(field, f"{field}: {exc}") from None
+    if parsed.synthetic is not None:
+        size = parsed.synthetic.nbytes
         if size > MAX_SYNTHETIC_BYTES:
             raise RefError(
                 field,
-                f"{field}={ref!r} would generate {size / 2**20:.0f} MiB of images; keep "
+                f"{field}={parsed.text!r} would generate {size / 2**20:.0f} MiB of images; keep "
                 f"classes × per_class × channels × size² under {MAX_SYNTHETIC_BYTES // 2**20} MiB.",
             )
-        return ref
-    if name == "fashion-mnist" and options:
-        return f"fashion-mnist:{check_path(field, options, roots)}"
-    return str(check_path(field, ref, roots))
+        return parsed
+    if parsed.path is None:
+        return parsed
+    return parsed.with_path(check_path(field, str(parsed.path), roots))
 
 
 def check_weights(ref: str, roots: list[Path]) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from autotransfer.storage import StorageURL
 
 
 def utcnow() -> dt.datetime:
@@ -50,13 +51,14 @@ class Job(Base):
 
 
 @functools.lru_cache(maxsize=8)
-def get_engine(url: str) -> sa.Engine:
+def get_engine(url: str | StorageURL) -> sa.Engine:
     """One engine per database URL per process; creates the job table if missing."""
     kwargs: dict[str, object] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
+    url = StorageURL.parse(url)
+    if url.kind == "sqlite":
         # concurrent writers wait for SQLite's lock instead of failing at once
         kwargs = {"connect_args": {"timeout": 60, "check_same_thread": False}}
-    engine = sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url.text, **kwargs)
     try:
         Base.metadata.create_all(engine)
     except sa.exc.DatabaseError:
@@ -66,10 +68,5 @@ def get_engine(url: str) -> sa.Engine:
 
 
 @functools.lru_cache(maxsize=8)
-def get_sessionmaker(url: str) -> sessionmaker[Session]:
+def get_sessionmaker(url: str | StorageURL) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
-
-
-def session_scope(url: str) -> Iterator[Session]:
-    with get_sessionmaker(url)() as session:
-        yield session

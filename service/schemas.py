@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from autotransfer.data import DatasetRef
+from autotransfer.search import SearchOptions
 
 from service.db import JobState
 
@@ -21,11 +24,13 @@ TINY_STUDY: dict[str, Any] = {
 }
 
 
-class StudyCreate(BaseModel):
-    """A search job: data, backbone, search space (packaged name or inline) and budget."""
+class StudyCreate(SearchOptions):
+    """A search job: the options ``autotransfer search`` takes (the same model), with the
+    search space named (``space``, a packaged one) or sent inline (``spec``), never both."""
 
     model_config = ConfigDict(
         extra="forbid",
+        frozen=True,
         json_schema_extra={
             "examples": [
                 TINY_STUDY,
@@ -41,38 +46,23 @@ class StudyCreate(BaseModel):
         },
     )
 
-    dataset: str = Field(
-        min_length=1,
-        max_length=1000,
+    dataset: DatasetRef = Field(
         description="digits | fashion-mnist | synthetic[:k=v,...] | a folder or .npz file "
         "inside the server's data roots",
     )
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    max_train: int | None = Field(None, ge=2, le=10_000_000)
-    max_val: int | None = Field(None, ge=2, le=10_000_000)
-    backbone: str = Field("efficientnet_lite0", max_length=100)
-    weights: str = Field(
-        "DEFAULT", max_length=1000, description="DEFAULT, none, or a torchvision weight name"
-    )
     space: str = Field("default", max_length=100, description="a packaged search space name")
     spec: dict[str, Any] | None = Field(
-        None,
-        description="an inline search space (the YAML file's content as JSON); wins over space",
+        None, description="an inline search space (the YAML file's content as JSON)"
     )
-    trials: int | None = Field(None, ge=1, le=100_000)
-    max_epochs: int | None = Field(None, ge=1, le=1000)
-    timeout_s: float | None = Field(None, gt=0, le=365 * 86400)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
-    input_size: int | None = Field(None, ge=8, le=4096)
-    recommend: bool = Field(True, description="seed the first trials with the recommender")
-    cache: bool = Field(
-        True,
-        description="reuse frozen-prefix features across trials (kept beside a SQLite "
-        "database, else in the worker's ~/.cache/autotransfer/features); false trains every "
-        "epoch through the whole backbone",
-    )
-    backend: Literal["optuna", "ray"] = "optuna"
-    study_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
+
+    @model_validator(mode="after")
+    def _one_space(self) -> StudyCreate:
+        if self.spec is not None and "space" in self.model_fields_set:
+            raise ValueError(
+                "send either space (a packaged search space name) or spec (a search space "
+                "inline), not both"
+            )
+        return self
 
 
 class Progress(BaseModel):

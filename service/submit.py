@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from autotransfer.backbones import list_backbones
@@ -69,41 +64,21 @@ def validate_study(body: StudyCreate, settings: Settings) -> dict[str, Any]:
             "timeout_s": timeout,
         }
     )
-    return resolved.model_dump(mode="json")
+    return resolved.model_dump(mode="json", exclude_unset=False)
 
 
-@contextlib.contextmanager
-def search_request(
-    body: dict[str, Any], *, study_name: str, settings: Settings
-) -> Iterator[SearchRequest]:
-    """The library request for a stored job; an inline spec lives in a temporary file."""
+def search_request(body: dict[str, Any], *, study_name: str, settings: Settings) -> SearchRequest:
+    """The library request for a stored job. An inline spec travels as values inside the
+    request, so every process and Ray node that runs a trial has it without any file."""
     job = StudyCreate.model_validate(body)
-    with tempfile.TemporaryDirectory(prefix="autotransfer-spec-") as folder:
-        space = job.space
-        if job.spec is not None:
-            path = Path(folder) / "spec.yaml"
-            path.write_text(json.dumps(job.spec), encoding="utf-8")  # JSON is valid YAML
-            space = str(path)
-        yield SearchRequest(
-            dataset=job.dataset,
-            val_fraction=job.val_fraction,
-            max_train=job.max_train,
-            max_val=job.max_val,
-            backbone=job.backbone,
-            weights=job.weights,
-            space=space,
-            trials=job.trials,
-            timeout_s=job.timeout_s,
-            max_epochs=job.max_epochs,
-            seed=job.seed,
-            input_size=job.input_size,
-            recommend=job.recommend,
-            cache=job.cache,
-            backend=job.backend,
-            storage=settings.database_url,
-            study_name=study_name,
-            device=settings.device,
-            threads=settings.threads,
-            heartbeat_interval=settings.trial_heartbeat_s,
-            grace_period=settings.trial_grace_s,
-        )
+    options = job.model_dump(exclude={"spec", "study_name"})
+    return SearchRequest(
+        **options,
+        spec=parse_spec(job.spec, source="spec") if job.spec is not None else None,
+        storage=settings.database_url,
+        study_name=study_name,
+        device=settings.device,
+        threads=settings.threads,
+        heartbeat_interval=settings.trial_heartbeat_s,
+        grace_period=settings.trial_grace_s,
+    )

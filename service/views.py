@@ -10,18 +10,19 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from autotransfer import record
 from autotransfer.results import decide, summarize
-from autotransfer.search import make_storage
+from autotransfer.storage import StorageURL, open_storage
 from service.db import Job
 from service.schemas import Progress, StudyBrief, StudyPublic, TrialPublic
 
 
 @functools.lru_cache(maxsize=8)
-def read_storage(url: str) -> BaseStorage:
-    return make_storage(url, heartbeat_interval=None, grace_period=None)
+def read_storage(url: str | StorageURL) -> BaseStorage:
+    return open_storage(url)
 
 
-def load_study(url: str, name: str) -> optuna.Study | None:
+def load_study(url: str | StorageURL, name: str) -> optuna.Study | None:
     try:
         return optuna.load_study(study_name=name, storage=read_storage(url))
     except KeyError:
@@ -36,7 +37,7 @@ def brief(job: Job) -> StudyBrief:
     return StudyBrief.model_validate(job, from_attributes=True)
 
 
-def study_public(job: Job, url: str) -> StudyPublic:
+def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
     """The job, and once its study exists, progress, best trial, decision, recommendation."""
     fields = brief(job).model_dump()
     request = json.loads(job.request)
@@ -46,7 +47,7 @@ def study_public(job: Job, url: str) -> StudyPublic:
             **fields, request=request, progress=Progress(requested=request.get("trials"))
         )
     s = summarize(study)
-    attrs = study.user_attrs
+    info = record.read_study(study)
     best_params = None
     if s.best_trial is not None:
         best_params = study.trials[s.best_trial].params
@@ -69,22 +70,10 @@ def study_public(job: Job, url: str) -> StudyPublic:
         chosen_freeze_depth=decision.chosen_depth if decision else None,
         chosen_trial=decision.chosen_trial if decision else None,
         chosen_params=decision.chosen_params if decision else None,
-        num_blocks=attrs.get("num_blocks"),
-        recommendation=attrs.get("recommendation"),
-        recommendation_audit=attrs.get("recommendation_audit"),
+        num_blocks=info.num_blocks,
+        recommendation=info.recommendation,
+        recommendation_audit=info.recommendation_audit,
     )
-
-
-_SHOWN_ATTRS = (
-    "source",
-    "freeze_depth",
-    "epochs_run",
-    "train_time_s",
-    "trainable_parameters",
-    "best_epoch",
-    "final_val_accuracy",
-    "error",
-)
 
 
 def trial_public(t: FrozenTrial) -> TrialPublic:
@@ -98,7 +87,7 @@ def trial_public(t: FrozenTrial) -> TrialPublic:
         intermediate_values={
             step: v for step, v in t.intermediate_values.items() if math.isfinite(v)
         },
-        user_attrs={k: t.user_attrs[k] for k in _SHOWN_ATTRS if k in t.user_attrs},
+        user_attrs={k: t.user_attrs[k] for k in record.TRIAL_SHOWN if k in t.user_attrs},
         datetime_start=t.datetime_start,
         datetime_complete=t.datetime_complete,
     )

@@ -72,10 +72,10 @@ class Worker:
         thread.start()
         state, error = JobState.succeeded, None
         try:
-            with search_request(
+            request = search_request(
                 json.loads(job.request), study_name=job.study_name, settings=self.settings
-            ) as request:
-                run_search(request, should_stop=stop.is_set)
+            )
+            run_search(request, should_stop=stop.is_set)
         except KeyboardInterrupt:
             done.set()
             with self.sessions() as session:

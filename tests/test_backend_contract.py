@@ -19,6 +19,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from autotransfer import record
+from autotransfer.record import read_study, read_trial
 from autotransfer.search import SearchRequest, Seed, run_search
 from autotransfer.storage import open_storage as make_storage
 
@@ -47,22 +49,10 @@ RAISES = {"freeze_depth": 0, "base_lr": 0.1, "label_smoothing": 1.0}
 HOPELESS = {"freeze_depth": 0, "base_lr": 1.0e-7, "label_smoothing": 0.0}
 SEEDS = [Seed(GOOD), Seed(RAISES), Seed(HOPELESS), Seed({**HOPELESS, "freeze_depth": 1})]
 
-# what a reviewer finds on every trial, whichever backend ran it
-TRIAL_ATTRS = {
-    "source",
-    "backbone",
-    "weights",
-    "freeze_depth",
-    "num_blocks",
-    "input_size",
-    "dataset_fingerprint",
-    "worker",
-    "epochs_run",
-    "train_time_s",
-    "trainable_parameters",
-}
-COMPLETE_ATTRS = TRIAL_ATTRS | {"best_epoch", "final_val_accuracy"}
-RAY_ONLY = {"ray_node", "ray_trial_id"}
+# what a reviewer finds on every trial, whichever backend ran it (test_record.py pins names)
+TRIAL_ATTRS = set(record.TRIAL_ON_EPOCH)
+COMPLETE_ATTRS = TRIAL_ATTRS | set(record.TRIAL_ON_COMPLETE)
+RAY_ONLY = set(record.TRIAL_ON_RAY)
 
 
 # where each backend's trials keep frozen-prefix features (see the study fixture)
@@ -139,9 +129,9 @@ def test_seeds_run_first_in_order_and_are_marked(study: optuna.Study) -> None:
     trials = study.get_trials()
     for trial, seed in zip(trials, SEEDS, strict=False):
         assert seed.params.items() <= trial.params.items(), (trial.params, seed.params)
-    assert [t.user_attrs["source"] for t in trials[:4]] == ["recommender"] * 4
-    assert all(t.user_attrs["source"] == "sampler" for t in trials[4:])
-    assert study.user_attrs["seeds_enqueued"] == 4
+    assert [read_trial(t).source for t in trials[:4]] == ["recommender"] * 4
+    assert all(read_trial(t).source == "sampler" for t in trials[4:])
+    assert read_study(study).seeds_enqueued == 4
 
 
 def test_the_requested_trials_finish_and_a_failing_trial_does_not_stop_the_study(
@@ -153,19 +143,20 @@ def test_the_requested_trials_finish_and_a_failing_trial_does_not_stop_the_study
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     failed = trials[1]
     assert failed.state == TrialState.FAIL
-    assert failed.user_attrs["error"].startswith("ValidationError")
-    assert "label_smoothing" in failed.user_attrs["error"]
-    assert "Traceback" in failed.user_attrs["traceback"]
+    error = read_trial(failed).error or ""
+    assert error.startswith("ValidationError")
+    assert "label_smoothing" in error
+    assert "Traceback" in (read_trial(failed).traceback or "")
     assert len(trials) > 4, "a trial ran after the failure"
 
 
 def test_hopeless_trials_are_stopped_after_the_first_epoch(study: optuna.Study) -> None:
     good, hopeless = study.trials[0], study.trials[2:4]
-    assert good.state == TrialState.COMPLETE and good.user_attrs["epochs_run"] == 2
+    assert good.state == TrialState.COMPLETE and read_trial(good).epochs_run == 2
     assert good.intermediate_values[1] > 0.6, "the scenario needs a clearly good first trial"
     for trial in hopeless:
         assert trial.state == TrialState.PRUNED, trial.number
-        assert trial.user_attrs["epochs_run"] == 1
+        assert read_trial(trial).epochs_run == 1
         assert list(trial.intermediate_values) == [1]
         assert trial.value == trial.intermediate_values[1]
 
@@ -175,24 +166,26 @@ def test_records_look_the_same(study: optuna.Study) -> None:
         keys = set(trial.user_attrs) - RAY_ONLY
         expected = COMPLETE_ATTRS if trial.state == TrialState.COMPLETE else TRIAL_ATTRS
         assert keys == expected, (trial.number, keys ^ expected)
-        assert trial.user_attrs["num_blocks"] == 17 and trial.user_attrs["input_size"] == 32
-        assert trial.user_attrs["freeze_depth"] == trial.params["freeze_depth"]
-        assert list(trial.intermediate_values) == list(range(1, trial.user_attrs["epochs_run"] + 1))
+        info = read_trial(trial)
+        assert info.num_blocks == 17 and info.input_size == 32
+        assert info.freeze_depth == trial.params["freeze_depth"]
+        assert list(trial.intermediate_values) == list(range(1, (info.epochs_run or 0) + 1))
         if trial.state == TrialState.COMPLETE:
             assert trial.value == max(trial.intermediate_values.values())
-            assert trial.user_attrs["final_val_accuracy"] == trial.intermediate_values[2]
-            best = trial.user_attrs["best_epoch"]
+            assert info.final_val_accuracy == trial.intermediate_values[2]
+            best = info.best_epoch or 0
             assert trial.intermediate_values[best] == trial.value
     for trial in study.trials:
         assert ("layer_decay" in trial.params) == (trial.params["freeze_depth"] == 1)
-    fingerprints = {t.user_attrs.get("dataset_fingerprint") for t in study.trials}
-    assert fingerprints - {None} == {study.user_attrs["dataset_fingerprint"]}
-    assert {"backbone", "dataset_fingerprint", "num_blocks", "space", "spec"} <= set(
-        study.user_attrs
-    )
+    fingerprints = {read_trial(t).dataset_fingerprint for t in study.trials}
+    assert fingerprints - {None} == {read_study(study).dataset_fingerprint}
+    header = read_study(study)
+    for value in (header.backbone, header.dataset_fingerprint, header.num_blocks, header.space):
+        assert value is not None, header
+    assert header.spec is not None
 
 
 def test_frozen_features_are_cached(study: optuna.Study) -> None:
-    backend = "ray" if any("ray_node" in t.user_attrs for t in study.trials) else "optuna"
+    backend = "ray" if any(read_trial(t).ray_node for t in study.trials) else "optuna"
     entries = [p for p in CACHE_DIRS[backend].rglob("*") if p.is_file()]
     assert entries, f"no cached features in {CACHE_DIRS[backend]}"

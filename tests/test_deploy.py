@@ -28,6 +28,7 @@ import pytest
 import yaml
 from service_helpers import KEY, TINY, free_port, service_env, stop, wait_for
 
+from autotransfer.record import read_trial
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -732,7 +733,7 @@ def test_topology_runs_a_ray_job_submitted_through_the_api(
 
             # the API shows a few trial attributes; the shared storage holds all of them
             study = optuna.load_study(study_name="deploy-ray", storage=postgres_url)
-            nodes = {t.user_attrs.get("ray_node") for t in study.trials}
+            nodes = {read_trial(t).ray_node for t in study.trials}
             assert None not in nodes, [t.user_attrs for t in study.trials]
             driven = "".join(p.read_text(errors="replace") for p in logs.glob("worker-*.log"))
             assert "Started a local Ray instance" not in driven, (

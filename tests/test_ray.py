@@ -26,7 +26,8 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianSt
 from ray.tune.search.optuna import OptunaSearch
 
 from autotransfer.errors import UserInputError
-from autotransfer.search import SearchRequest, make_storage, run_search
+from autotransfer.record import read_study, read_trial
+from autotransfer.search import SearchRequest, SearchSession, prepare, run_search
 from autotransfer.spec import (
     load_spec,
     optuna_distributions,
@@ -35,6 +36,7 @@ from autotransfer.spec import (
     ray_scheduler,
     ray_search_space,
 )
+from autotransfer.storage import open_storage as make_storage
 
 DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
 # Ray's own processes should not write into the home folder (auth token) or phone home
@@ -173,15 +175,16 @@ def test_trials_a_killed_driver_left_running_are_failed(tmp_path: Path) -> None:
     from autotransfer.search._ray import _fail_orphans
 
     url = f"sqlite:///{tmp_path}/o.db"
-    study = optuna.create_study(storage=make_storage(url, heartbeat_interval=None))
+    request = SearchRequest(dataset=DATA, space="small_data", input_size=32, storage=url)
+    study = optuna.create_study(storage=make_storage(url))
     for ray_id in ("a", "b", None):
         trial = study.ask()
         if ray_id:
             trial.set_user_attr("ray_trial_id", ray_id)
-    _fail_orphans(study, known={"b"})  # the resumed experiment holds trial b
+    _fail_orphans(SearchSession(prepare(request), study), known={"b"})  # the experiment holds b
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
-    assert study.trials[0].user_attrs["error"].startswith("orphaned")
+    assert (read_trial(study.trials[0]).error or "").startswith("orphaned")
 
 
 # --- a real two-node cluster ----------------------------------------------------------------
@@ -285,18 +288,20 @@ def test_cli_search_on_a_two_node_cluster(two_node_cluster: str, tmp_path: Path)
     study = optuna.load_study(study_name="c", storage=make_storage(url))
     trials = study.get_trials()
     assert len([t for t in trials if t.state in FINISHED]) == 6
-    assert len({t.user_attrs["ray_node"] for t in trials}) == 2, "trials ran on both nodes"
-    seeds = [t for t in trials if t.user_attrs["source"] == "recommender"]
+    assert len({read_trial(t).ray_node for t in trials}) == 2, "trials ran on both nodes"
+    seeds = [t for t in trials if read_trial(t).source == "recommender"]
     assert seeds and [t.number for t in seeds] == list(range(len(seeds))), "seeds ran first"
     assert all(t.state in FINISHED for t in seeds)
     hopeless = [t for t in trials if t.params["base_lr"] < 1e-6]
     assert len(hopeless) >= 2, "the scenario needs weak trials"
     pruned = study.get_trials(states=(TrialState.PRUNED,))
-    assert pruned and all(t.user_attrs["epochs_run"] == 1 for t in pruned), "ASHA stopped some"
+    assert pruned and all(read_trial(t).epochs_run == 1 for t in pruned), "ASHA stopped some"
     for t in study.get_trials(states=FINISHED):
-        for key in ("backbone", "weights", "freeze_depth", "num_blocks", "input_size"):
-            assert key in t.user_attrs, (t.number, key)
-        assert t.user_attrs["dataset_fingerprint"] == study.user_attrs["dataset_fingerprint"]
+        info = read_trial(t)
+        for value in (info.backbone, info.weights, info.freeze_depth, info.num_blocks):
+            assert value is not None, (t.number, info)
+        assert info.input_size is not None
+        assert info.dataset_fingerprint == read_study(study).dataset_fingerprint
     cached = [p for p in (tmp_path / "node-cache").rglob("*") if p.is_file()]
     assert cached, "the nodes cached frozen features"
     # the study is where the Optuna tools look for it
@@ -377,9 +382,10 @@ def test_multi_objective_study_records_accuracy_and_cost(tmp_path: Path) -> None
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 2
     for t in trials:  # accuracy up, training seconds down; no intermediate values (as Optuna)
-        assert t.values[0] >= t.user_attrs["final_val_accuracy"]  # the best epoch's accuracy
-        assert t.values[1] > 0 and abs(t.values[1] - t.user_attrs["train_time_s"]) < 0.01
-        assert t.intermediate_values == {} and t.user_attrs["epochs_run"] == 2
+        info = read_trial(t)
+        assert t.values[0] >= (info.final_val_accuracy or 0)  # the best epoch's accuracy
+        assert t.values[1] > 0 and abs(t.values[1] - (info.train_time_s or 0)) < 0.01
+        assert t.intermediate_values == {} and info.epochs_run == 2
 
 
 @pytest.mark.slow
@@ -413,7 +419,7 @@ def test_cancelling_stops_the_running_trials_as_failed_and_a_rerun_completes(
     study = run_search(request, seeds=[], should_stop=cancelled)
     trials = study.get_trials()
     assert len(trials) == 1 and trials[0].state == TrialState.FAIL, trials
-    assert trials[0].user_attrs["error"].startswith("TrialCancelled")
+    assert (read_trial(trials[0]).error or "").startswith("TrialCancelled")
     again = run_search(request, seeds=[])  # the cancelled trial is rerun, as on Optuna
     assert len(again.get_trials(states=FINISHED)) == 3
 
@@ -461,7 +467,7 @@ def test_interrupted_ray_search_resumes_with_tuner_restore(tmp_path: Path) -> No
     # the interrupted trial was resumed, not replaced: three trials, all finished
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3, [t.state for t in trials]
     assert all(list(t.intermediate_values) == [1, 2, 3] for t in trials)
-    assert len({t.user_attrs["ray_trial_id"] for t in trials}) == 3
+    assert len({read_trial(t).ray_trial_id for t in trials}) == 3
     experiments = sorted(p.name for p in (tmp_path / "ray_results").iterdir())
     assert experiments == ["r"], "Tuner.restore continued the same experiment"
     assert (tmp_path / "ray_results" / "r" / ".autotransfer-done").exists()

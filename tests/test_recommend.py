@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from torch import nn
 from typer.testing import CliRunner
 
+from autotransfer import record
 from autotransfer.backbones import Backbone, BlockLayout
 from autotransfer.cli import app
 from autotransfer.data import TensorImages, TransferDataset, load_dataset
@@ -30,8 +31,9 @@ from autotransfer.recommend import (
     similarity,
     size_class,
 )
+from autotransfer.record import read_study, read_trial
 from autotransfer.results import audit_recommendation
-from autotransfer.search import SearchRequest, default_seeds, prepare, run_search
+from autotransfer.search import SearchRequest, prepare, recommend_seeds, run_search
 from autotransfer.spec import fit_to_space, load_spec
 
 TINY_DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
@@ -261,7 +263,7 @@ def test_unknown_backbone_is_refused() -> None:
 def test_audit_ranks_the_recommended_trial_without_training() -> None:
     study = optuna.create_study(direction="maximize")
     for params in ({"x": 0.0}, {"x": 1.0}):
-        study.enqueue_trial(params, user_attrs={"source": "recommender"})
+        study.enqueue_trial(params, user_attrs=record.trial_attrs(source=record.RECOMMENDER))
     for value in (0.7, 0.9, 0.8, 0.9):
         trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
         study.tell(trial, value)
@@ -271,7 +273,7 @@ def test_audit_ranks_the_recommended_trial_without_training() -> None:
     assert audit["best_trial"] == 1 and audit["gap"] == pytest.approx(0.2)
     assert (audit["best_seed_trial"], audit["best_seed_rank"], audit["best_seed_gap"]) == (1, 1, 0)
     pruned = optuna.create_study(direction="maximize")
-    pruned.enqueue_trial({"x": 0.5}, user_attrs={"source": "recommender"})
+    pruned.enqueue_trial({"x": 0.5}, user_attrs=record.trial_attrs(source=record.RECOMMENDER))
     t = pruned.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     pruned.tell(t, state=TrialState.PRUNED)
     pruned.tell(pruned.ask(), 0.5)
@@ -284,7 +286,7 @@ def test_no_recommend_means_no_seeds(tmp_path: Path) -> None:
     request = SearchRequest(
         dataset=TINY_DATA, input_size=32, storage=f"sqlite:///{tmp_path}/n.db", recommend=False
     )
-    assert default_seeds(prepare(request)) == []
+    assert recommend_seeds(prepare(request)).seeds == []
 
 
 def test_search_runs_the_recommenders_seeds_first_and_stores_the_audit(tmp_path: Path) -> None:
@@ -301,12 +303,13 @@ def test_search_runs_the_recommenders_seeds_first_and_stores_the_audit(tmp_path:
     )
     study = run_search(request)
     trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
-    rec = study.user_attrs["recommendation"]
+    rec = read_study(study).recommendation
+    assert rec is not None
     assert rec["backbone"] == "efficientnet_lite0" and rec["signals"]["sample_size"] == 57
     # small_data trains at batch 32: the recommended rates are scaled to it
     assert rec["batch_size"] == load_spec("small_data").fixed["batch_size"] == 32
     assert any("× 32/64" in reason for reason in rec["reasons"])
-    assert [t.user_attrs["source"] for t in trials] == ["recommender", "recommender"]
+    assert [read_trial(t).source for t in trials] == ["recommender", "recommender"]
     # the seeds in order, each fitted to the space (small_data trains at most 13 of 17 blocks),
     # those that coincide once fitted kept once
     fitted: list[dict[str, object]] = []
@@ -321,10 +324,11 @@ def test_search_runs_the_recommenders_seeds_first_and_stores_the_audit(tmp_path:
         assert trial.params["label_smoothing"] == 0.0 and trial.params["augment"] is False
         assert trial.params["l2sp"] == 1e-4  # the default 0 clipped into [1e-4, 0.1]
     assert trials[0].params["freeze_depth"] == min(rec["freeze_depth"], 13)
-    seeded = [t for t in study.get_trials() if t.user_attrs.get("source") == "recommender"]
+    seeded = [t for t in study.get_trials() if read_trial(t).source == "recommender"]
     # seeds that coincide once fitted to the space are enqueued once
-    assert 2 <= study.user_attrs["seeds_enqueued"] == len(seeded) <= len(rec["seeds"])
-    audit = study.user_attrs["recommendation_audit"]
+    assert 2 <= (read_study(study).seeds_enqueued or 0) == len(seeded) <= len(rec["seeds"])
+    audit = read_study(study).recommendation_audit
+    assert audit is not None
     assert audit["recommended_trial"] == 0 and audit["of"] == 2 and audit["rank"] in (1, 2)
     result = CliRunner().invoke(app, ["studies", "show", "rec", "--storage", url])
     assert result.exit_code == 0, result.output

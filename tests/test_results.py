@@ -7,6 +7,7 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from autotransfer import record
 from autotransfer.results import decide
 
 DISTS = {"freeze_depth": IntDistribution(0, 17), "base_lr": FloatDistribution(1e-3, 1.0)}
@@ -27,11 +28,9 @@ def _add(
             values=values if state == TrialState.COMPLETE else None,
             params={"freeze_depth": depth, "base_lr": 0.01},
             distributions=DISTS,
-            user_attrs={
-                "freeze_depth": depth,
-                "trainable_parameters": params,
-                "train_time_s": seconds,
-            },
+            user_attrs=record.trial_attrs(
+                freeze_depth=depth, trainable_parameters=params, train_time_s=seconds
+            ),
             intermediate_values={1: values[0]},
         )
     )

@@ -10,21 +10,25 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from autotransfer.record import read_study, read_trial
 from autotransfer.search import (
+    EpochReport,
     SearchRequest,
+    SearchSession,
     Seed,
-    TrialObjective,
-    make_storage,
+    TrialEnd,
     prepare,
     run_search,
-    run_worker,
 )
+from autotransfer.search._optuna import work
 from autotransfer.spec import load_spec, optuna_pruner, optuna_sampler, parse_spec, suggest
+from autotransfer.storage import open_storage as make_storage
 
 TINY_DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
 
@@ -49,7 +53,7 @@ def _param_sequence(tmp_path: Path, seed: int, tag: str) -> list[dict[str, objec
         params = suggest(trial, spec, 17)
         return -abs(params["freeze_depth"] - 5) - abs(math.log10(params["base_lr"]) + 1.5)
 
-    run_worker(study, objective, storage_url=url, trials=12)
+    study.optimize(objective, n_trials=12)
     return [t.params for t in study.trials]
 
 
@@ -96,7 +100,7 @@ def test_pruner_prunes_weak_known_curves_and_storage_says_pruned(tmp_path: Path)
                 raise optuna.TrialPruned()
         return value
 
-    run_worker(study, objective, storage_url=url, trials=30)
+    study.optimize(objective, n_trials=30)
     reloaded = optuna.load_study(study_name="p", storage=make_storage(url))
     pruned = reloaded.get_trials(states=(TrialState.PRUNED,))
     complete = reloaded.get_trials(states=(TrialState.COMPLETE,))
@@ -108,20 +112,33 @@ def test_pruner_prunes_weak_known_curves_and_storage_says_pruned(tmp_path: Path)
 
 
 def test_failing_trial_is_recorded_and_the_study_completes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/f.db"
-    study = _study(url)
+    request = SearchRequest(
+        dataset=TINY_DATA,
+        space="small_data",
+        trials=5,
+        max_epochs=1,
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/f.db",
+        study_name="f",
+        device="cpu",
+    )
+    session = SearchSession.open(prepare(request))
+    calls: list[int] = []
 
-    def objective(trial: optuna.Trial) -> float:
-        x = trial.suggest_float("x", 0, 1)
-        if trial.number in (1, 3):
-            raise RuntimeError(f"CUDA out of memory (pretend) in trial {trial.number}")
-        return x
+    def pretend(config: object, dataset: object, *, cache: object, on_epoch: Any) -> TrialEnd:
+        number = len(calls)  # one worker: the n-th call trains trial n
+        calls.append(number)
+        if number in (1, 3):
+            raise RuntimeError(f"CUDA out of memory (pretend) in trial {number}")
+        on_epoch(EpochReport(epoch=1, val_accuracy=0.5, elapsed_s=0.1, trainable_parameters=9))
+        return TrialEnd(0.5, 1, 0.5, 0.1)
 
-    run_worker(study, objective, storage_url=url, trials=5)
+    work(session, trainer=pretend)
+    study = session.study
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert [t.number for t in failed] == [1, 3]
-    assert failed[0].user_attrs["error"] == "RuntimeError: CUDA out of memory (pretend) in trial 1"
-    assert "Traceback" in failed[0].user_attrs["traceback"]
+    assert read_trial(failed[0]).error == "RuntimeError: CUDA out of memory (pretend) in trial 1"
+    assert "Traceback" in (read_trial(failed[0]).traceback or "")
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 5
 
 
@@ -140,24 +157,24 @@ def test_real_search_runs_seeds_first_and_records_trials(tmp_path: Path) -> None
     study = run_search(request, seeds=seeds)
     trials = study.get_trials()
     assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 5
-    assert [t.user_attrs["source"] for t in trials[:2]] == ["recommender", "recommender"]
-    assert all(t.user_attrs["source"] == "sampler" for t in trials[2:])
+    assert [read_trial(t).source for t in trials[:2]] == ["recommender", "recommender"]
+    assert all(read_trial(t).source == "sampler" for t in trials[2:])
     assert trials[0].params["freeze_depth"] == 0 and trials[1].params["base_lr"] == 0.02
-    first = trials[0]
-    for key in (
-        "train_time_s",
-        "trainable_parameters",
-        "freeze_depth",
-        "backbone",
-        "weights",
-        "dataset_fingerprint",
-        "num_blocks",
-        "epochs_run",
+    first = read_trial(trials[0])
+    for value in (
+        first.train_time_s,
+        first.trainable_parameters,
+        first.freeze_depth,
+        first.backbone,
+        first.weights,
+        first.dataset_fingerprint,
+        first.num_blocks,
+        first.epochs_run,
     ):
-        assert key in first.user_attrs, key
-    assert first.user_attrs["backbone"] == "efficientnet_lite0"
-    assert first.user_attrs["dataset_fingerprint"] == prepare(request).dataset.fingerprint
-    assert study.user_attrs["num_blocks"] == 17 and study.user_attrs["seeds_enqueued"] == 2
+        assert value is not None, first
+    assert first.backbone == "efficientnet_lite0"
+    assert first.dataset_fingerprint == prepare(request).dataset.fingerprint
+    assert read_study(study).num_blocks == 17 and read_study(study).seeds_enqueued == 2
     # running it again resumes: nothing more to do, seeds not enqueued twice
     again = run_search(request, seeds=seeds)
     assert len(again.get_trials()) == len(trials)
@@ -186,7 +203,7 @@ def test_cancel_stops_at_the_next_epoch_but_keeps_a_finished_trial(tmp_path: Pat
 
     study = run_search(request, seeds=seeds, should_stop=at_last_epoch)
     (only,) = study.get_trials()
-    assert only.state == TrialState.COMPLETE and only.user_attrs["epochs_run"] == 3, only
+    assert only.state == TrialState.COMPLETE and read_trial(only).epochs_run == 3, only
     assert len(asked) == 4
 
     asked.clear()
@@ -196,8 +213,8 @@ def test_cancel_stops_at_the_next_epoch_but_keeps_a_finished_trial(tmp_path: Pat
         request, seeds=seeds, should_stop=lambda: bool(asked.append(1)) or len(asked) >= 2
     )
     (only,) = study.get_trials()
-    assert only.state == TrialState.FAIL and only.user_attrs["epochs_run"] == 1, only
-    assert only.user_attrs["error"].startswith("TrialCancelled: cancelled after epoch 1")
+    assert only.state == TrialState.FAIL and read_trial(only).epochs_run == 1, only
+    assert (read_trial(only).error or "").startswith("TrialCancelled: cancelled after epoch 1")
 
 
 class _AlwaysPrune(optuna.pruners.BasePruner):
@@ -220,15 +237,16 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(
         device="cpu",
     )
     p = prepare(request)
-    objective = TrialObjective(
-        p.spec, p.dataset, backbone=request.backbone, weights=request.weights,
-        num_blocks=p.num_blocks, input_size=p.input_size, device="cpu",
-    )  # fmt: skip
-    study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
-    study.enqueue_trial({"freeze_depth": 1, "base_lr": 0.05, "lp_ft_epochs": 0, "augment": False})
-    study.optimize(objective, n_trials=1)
+    study = optuna.create_study(
+        storage=make_storage(request.storage), direction="maximize", pruner=_AlwaysPrune()
+    )
+    session = SearchSession(p, study)
+    session.enqueue_seeds(
+        [Seed({"freeze_depth": 1, "base_lr": 0.05, "lp_ft_epochs": 0, "augment": False})]
+    )
+    work(session)
     (trial,) = study.trials
-    assert trial.state.name == state and trial.user_attrs["epochs_run"] == epochs_run
+    assert trial.state.name == state and read_trial(trial).epochs_run == epochs_run
 
 
 def test_split_seed_fixes_the_validation_set_across_study_seeds(tmp_path: Path) -> None:
@@ -355,7 +373,7 @@ def test_two_workers_on_postgres_lose_and_duplicate_nothing(
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 8 and len(trials) == 8, [t.state for t in trials]
     assert sorted(t.number for t in trials) == list(range(8))
-    assert len({t.user_attrs["worker"] for t in trials}) == 2, "both processes ran trials"
+    assert len({read_trial(t).worker for t in trials}) == 2, "both processes ran trials"
 
 
 def _free_port() -> int:

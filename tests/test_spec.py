@@ -44,8 +44,9 @@ def test_depth_fraction_and_block_counts_compile_per_backbone() -> None:
         {"name": "d", "parameters": {"freeze_depth": {"type": "depth", "fraction": [0.0, 0.5]}}},
         source="t",
     )
-    assert optuna_distributions(spec, 17)["freeze_depth"] == IntDistribution(0, 8)
-    assert optuna_distributions(spec, 9)["freeze_depth"] == IntDistribution(0, 4)
+    # rounded half up, as the recommender rounds (backbones.depth_of_fraction): 8.5 → 9
+    assert optuna_distributions(spec, 17)["freeze_depth"] == IntDistribution(0, 9)
+    assert optuna_distributions(spec, 9)["freeze_depth"] == IntDistribution(0, 5)
     spec = parse_spec(
         {
             "name": "d",
@@ -71,7 +72,7 @@ def test_conditional_parameters_and_seed_fitting() -> None:
         17,
         {"freeze_depth": 2, "optimizer": "adamw", "momentum": 0.9, "base_lr": 5.0, "unknown": 1},
     )
-    assert fitted["freeze_depth"] == 8  # clipped into fraction [0.5, 1.0] of 17 → 8..17
+    assert fitted["freeze_depth"] == 9  # clipped into fraction [0.5, 1.0] of 17 → 9..17
     assert fitted["base_lr"] == 0.1 and "momentum" not in fitted and "unknown" not in fitted
 
 

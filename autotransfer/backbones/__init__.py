@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from autotransfer.backbones._backbone import Backbone
+from autotransfer.backbones._depth import depth_of_fraction
 from autotransfer.backbones._family import IMAGENET_MEAN, IMAGENET_STD, BackboneFamily
 from autotransfer.backbones._layout import HEAD, BlockLayout
 from autotransfer.backbones._lite import packaged_weights_path
@@ -40,6 +41,7 @@ __all__ = [
     "Steps",
     "check_input_size",
     "create_backbone",
+    "depth_of_fraction",
     "families",
     "get_family",
     "list_backbones",

@@ -36,11 +36,11 @@ def _resolve(
     if ref.kind == "digits":
         return load_digits_dataset(val_fraction=val_fraction, seed=seed)
     if ref.kind == "fashion-mnist":
-        return load_fashion_mnist(ref.path)
+        return load_fashion_mnist(ref.path.expanduser() if ref.path else None)
     if ref.synthetic is not None:
         return load_synthetic(ref.synthetic, val_fraction=val_fraction, seed=seed)
     assert ref.path is not None
-    path = ref.path
+    path = ref.path.expanduser()
     try:
         is_file = path.is_file()
     except OSError as exc:  # e.g. a name too long for the file system

@@ -64,12 +64,17 @@ class SyntheticSpec:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise DatasetError(f"synthetic {name} must be in [0, 1], got {value!r}.")
-        total = self.classes * self.per_class * self.channels * self.size**2
+        total = self.nbytes
         if total > _MAX_BYTES:
             raise DatasetError(
                 f"synthetic data of {total / 2**30:.1f} GiB is too large; lower per_class, "
                 "classes or size."
             )
+
+    @property
+    def nbytes(self) -> int:
+        """The size of the generated images in bytes (uint8)."""
+        return self.classes * self.per_class * self.channels * self.size**2
 
     @classmethod
     def parse(cls, options: str) -> SyntheticSpec:

@@ -11,7 +11,6 @@ from autotransfer.finetune._regularizers import L2SP
 from autotransfer.finetune._result import EpochMetrics, TrialResult
 from autotransfer.finetune._trainer import (
     Reporter,
-    evaluate,
     fit,
     make_feed,
     seed_everything,
@@ -28,7 +27,6 @@ __all__ = [
     "TrialResult",
     "bypass_reason",
     "describe_groups",
-    "evaluate",
     "fit",
     "group_name",
     "make_feed",

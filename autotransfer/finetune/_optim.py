@@ -30,7 +30,7 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
     2. afterwards it follows half a cosine, reaching 0 at ``total_steps``.
 
     >>> [round(warmup_cosine(s, 10, 2), 3) for s in (0, 1, 2, 6, 10)]
-    [0.5, 1.0, 1.0, 0.345, 0.0]
+    [0.5, 1.0, 1.0, 0.5, 0.0]
     """
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps

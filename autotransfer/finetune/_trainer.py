@@ -12,11 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from autotransfer.backbones import Backbone, create_backbone
 from autotransfer.cache import FeatureCache
-from autotransfer.data import BatchTransform, TransferDataset
+from autotransfer.data import TransferDataset
 from autotransfer.finetune._config import TrialConfig
 from autotransfer.finetune._device import Precision, resolve_device
 from autotransfer.finetune._feeds import Feed, bypass_reason, cached_feed, loader_feed
@@ -57,21 +56,6 @@ def _phases(config: TrialConfig) -> list[_Phase]:
             _Phase("ft", config.freeze_depth, config.epochs - config.lp_ft_epochs),
         ]
     return [_Phase("ft", config.freeze_depth, config.epochs)]
-
-
-@torch.no_grad()
-def evaluate(
-    model: Backbone,
-    loader: DataLoader,
-    transform: BatchTransform,
-    device: torch.device,
-    precision: Precision,
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over ``loader``, in eval mode."""
-    batches = (
-        (transform(images.to(device), train=False), labels.to(device)) for images, labels in loader
-    )
-    return _evaluate(model, model, batches, precision)
 
 
 @torch.no_grad()

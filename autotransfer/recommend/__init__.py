@@ -4,13 +4,13 @@
 >>> outcome = decide(RuleInputs(num_train=1437, samples_per_class_min=142, similarity=0.39,
 ...                             budget="limited", num_blocks=17))
 >>> outcome.rule.strategy, outcome.freeze_depth
-('partial', 6)
+('partial', 11)
 """
 
 from __future__ import annotations
 
 from autotransfer.recommend._recommendation import Recommendation
-from autotransfer.recommend._recommender import BaseRecommender, RuleBasedRecommender, recommend
+from autotransfer.recommend._recommender import RuleBasedRecommender, recommend
 from autotransfer.recommend._rules import (
     BUDGETS,
     PRETRAIN_LR,
@@ -35,7 +35,6 @@ __all__ = [
     "REFERENCE_BATCH",
     "SIMILAR",
     "TABLE",
-    "BaseRecommender",
     "Budget",
     "DomainSignals",
     "Outcome",

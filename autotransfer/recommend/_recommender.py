@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import abc
-
 import torch
 
 from autotransfer.backbones import create_backbone, suggest_input_size
@@ -24,35 +22,16 @@ from autotransfer.recommend._signals import draw_sample, measure_signals
 from autotransfer.recommend._similarity import bn_similarity, similarity
 
 
-class BaseRecommender(abc.ABC):
-    """Turns a dataset and a backbone into one recommended fine-tuning configuration.
+class RuleBasedRecommender:
+    """Measured profile + measured domain similarity + budget, through a table of rules.
 
-    Contract: the search calls :meth:`recommend` once per study, before any trial, and
+    Contract of :meth:`recommend`: the search calls it once per study, before any trial, and
     enqueues ``seed_params()`` of the result as the first trials; the CLI and the HTTP API
-    call it directly. An implementation must not train, must not modify ``dataset``, must
-    return the same result for the same arguments (``seed`` fixes any sampling), should
-    take seconds on a CPU, and must explain itself: every reason cites the measured
-    number behind it. Invalid arguments raise :class:`~autotransfer.errors.UserInputError`.
+    call it directly. It does not train, does not modify ``dataset``, returns the same
+    result for the same arguments (``seed`` fixes any sampling), takes seconds on a CPU, and
+    explains itself: every reason cites the measured number behind it. Invalid arguments
+    raise :class:`~autotransfer.errors.UserInputError`.
     """
-
-    @abc.abstractmethod
-    def recommend(
-        self,
-        dataset: TransferDataset,
-        backbone: str,
-        *,
-        weights: str = "DEFAULT",
-        input_size: int | None = None,
-        budget: Budget = "limited",
-        sample_size: int = 256,
-        seed: int = 0,
-        batch_size: int = REFERENCE_BATCH,
-    ) -> Recommendation:
-        """The recommended configuration for fine-tuning ``backbone`` on ``dataset``."""
-
-
-class RuleBasedRecommender(BaseRecommender):
-    """Measured profile + measured domain similarity + budget, through a table of rules."""
 
     def __init__(self, table: tuple[Rule, ...] = TABLE, thresholds: Thresholds | None = None):
         self.table = table
@@ -70,6 +49,7 @@ class RuleBasedRecommender(BaseRecommender):
         seed: int = 0,
         batch_size: int = REFERENCE_BATCH,
     ) -> Recommendation:
+        """The recommended configuration for fine-tuning ``backbone`` on ``dataset``."""
         checked = check_budget(budget)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise UserInputError(
@@ -151,25 +131,5 @@ class RuleBasedRecommender(BaseRecommender):
         )
 
 
-def recommend(
-    dataset: TransferDataset,
-    backbone: str,
-    *,
-    weights: str = "DEFAULT",
-    input_size: int | None = None,
-    budget: Budget = "limited",
-    sample_size: int = 256,
-    seed: int = 0,
-    batch_size: int = REFERENCE_BATCH,
-) -> Recommendation:
-    """The rule-based recommendation (see :class:`RuleBasedRecommender`)."""
-    return RuleBasedRecommender().recommend(
-        dataset,
-        backbone,
-        weights=weights,
-        input_size=input_size,
-        budget=budget,
-        sample_size=sample_size,
-        seed=seed,
-        batch_size=batch_size,
-    )
+recommend = RuleBasedRecommender().recommend
+"""The rule-based recommendation with the packaged table and thresholds."""

@@ -1,7 +1,8 @@
 """The decision table, as data: dataset size × domain similarity × compute budget → a config.
 
-Rows follow the practitioners' table of DESIGN.md (small/similar: train the head;
-small/different: upper blocks, two thirds as calibrated below; medium: upper blocks,
+Rows follow the practitioners' transfer-learning table (size × similarity to the source data;
+small/similar: train the head; small/different: upper blocks, two thirds as calibrated
+below; medium: upper blocks,
 deeper when different; large/different: full fine-tuning at 1/10 of the pretraining LR).
 ``decide`` picks the first row whose conditions match; a row's ``depth`` is a fraction of
 the backbone's blocks, so the same table serves a 9-block ResNet-18 and a 17-block
@@ -50,10 +51,10 @@ in-sample; fmnist-20k (a medium row, untouched by this fit) is the held-out chec
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from autotransfer.backbones import depth_of_fraction
 from autotransfer.errors import UserInputError
 from autotransfer.recommend._similarity import SIMILAR
 
@@ -186,7 +187,7 @@ def size_class(num_train: int, per_class: int, t: Thresholds = Thresholds()) -> 
 
 def depth_for(rule: Rule, num_blocks: int) -> int:
     """``round(depth × blocks)``; a partial or LP-FT row always trains ≥ 1 and leaves ≥ 1 frozen."""
-    k = math.floor(rule.depth * num_blocks + 0.5)  # half up: 0.5 × 17 blocks is 9, not 8
+    k = depth_of_fraction(rule.depth, num_blocks)  # half up: 0.5 × 17 blocks is 9, not 8
     if rule.strategy in ("partial", "lp_ft"):
         k = min(max(k, 1), max(num_blocks - 1, 1))
     return k

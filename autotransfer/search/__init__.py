@@ -7,7 +7,9 @@ the contract and how to add one).
 
 from __future__ import annotations
 
-from autotransfer.search._backends import BACKENDS, Executor, executor
+from autotransfer.search._backends import BACKENDS
+from autotransfer.search._executor import Executor, executor
+from autotransfer.search._export import Exported, export_decision
 from autotransfer.search._prepared import PreparedSearch, Seed, prepare
 from autotransfer.search._request import SearchOptions, SearchRequest
 from autotransfer.search._run import run_search
@@ -20,6 +22,7 @@ __all__ = [
     "WAIT",
     "EpochReport",
     "Executor",
+    "Exported",
     "PreparedSearch",
     "SearchOptions",
     "SearchRequest",
@@ -30,6 +33,7 @@ __all__ = [
     "TrialCancelled",
     "TrialEnd",
     "executor",
+    "export_decision",
     "open_study",
     "prepare",
     "recommend_seeds",

@@ -8,7 +8,7 @@ import optuna
 
 from autotransfer import record
 from autotransfer.results import record_audit
-from autotransfer.search._backends import executor
+from autotransfer.search._executor import executor
 from autotransfer.search._prepared import PreparedSearch, Seed, prepare
 from autotransfer.search._request import SearchRequest
 from autotransfer.search._seeding import recommend_seeds

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from autotransfer.backbones import depth_of_fraction
+
 Scalar = bool | int | float | str
 
 
@@ -69,7 +71,8 @@ class BoolParam(_Param):
 class DepthParam(_Param):
     """Freeze depth that fits any backbone: a fraction range of its blocks, or block counts.
 
-    ``fraction: [0, 0.5]`` searches k = round(0.0·n) … round(0.5·n) for a backbone of n blocks;
+    ``fraction: [0, 0.5]`` searches k = 0 … 0.5·n for a backbone of n blocks (rounded half up,
+    as the recommender rounds: ``backbones.depth_of_fraction``);
     ``blocks: [0, 1, 2, 4, all]`` searches those counts (clipped to n, ``all`` = n).
     """
 
@@ -99,7 +102,8 @@ class DepthParam(_Param):
         """The concrete depths for a backbone with ``num_blocks`` blocks, ascending."""
         if self.fraction is not None:
             low, high = self.fraction
-            return list(range(round(low * num_blocks), round(high * num_blocks) + 1))
+            first, last = (depth_of_fraction(f, num_blocks) for f in (low, high))
+            return list(range(first, last + 1))
         assert self.blocks is not None
         return sorted({num_blocks if b == "all" else min(b, num_blocks) for b in self.blocks})
 
