@@ -1,5 +1,5 @@
 """``python -m autotransfer``: the same as the ``autotransfer`` command."""
 
-from autotransfer.cli import app
+from autotransfer.cli import main
 
-app(prog_name="autotransfer")
+main()

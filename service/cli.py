@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def _settings(dev: bool) -> Settings:
     from pydantic import ValidationError
 
-    from autotransfer.cli import _fail
+    from autotransfer.cli import fail as _fail
     from service.settings import Settings
 
     if dev:

@@ -104,3 +104,49 @@ def test_wrong_number_of_channels(tmp_path: Path) -> None:
     assert code == 2, output
     flat = " ".join(output.split())
     assert "4 channels" in flat and "1 (grayscale) or 3 (RGB)" in flat
+
+
+def test_on_corrupt_advice_names_the_flag_not_the_python_field(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "data", {"cat": 6, "dog": 6})
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    code, output = run("profile", "--dataset", str(root), "--on-corrupt", "error")
+    assert code == 2
+    flat = " ".join(output.split())
+    assert "--on-corrupt skip" in flat and "on_corrupt=" not in flat, flat
+
+
+TINY = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
+NO_SUCH_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/autotransfer_no_such_db"
+
+
+@pytest.mark.parametrize("storage", ["notaurl://x", NO_SUCH_PG])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "--dataset", TINY, "--input-size", "32", "--no-recommend", "--threads", "1"],
+        ["studies", "list"],
+    ],
+)
+def test_bad_storage_is_one_error_line_and_exit_2(command: list[str], storage: str) -> None:
+    code, output = run(*command, "--storage", storage)
+    assert code == 2, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["studies", "list"],
+        ["studies", "show", "s"],
+        ["studies", "delete", "s", "--yes"],
+        ["studies", "list", "--json"],
+        ["dashboard", "--port", "1"],
+    ],
+)
+def test_read_only_commands_never_create_storage(command: list[str], tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    code, output = run(*command, "--storage", f"sqlite:///{typo}")
+    assert code == 2 and "No storage at" in output, output
+    assert not typo.exists()

@@ -11,7 +11,7 @@ from autotransfer.results._decision import (
     decide,
     depth_of,
 )
-from autotransfer.results._plots import plot_curves, plot_depth
+from autotransfer.results._plots import curves_figure, depth_figure, plot_curves, plot_depth
 from autotransfer.results._summary import StudySummary, list_studies, load, summarize
 
 __all__ = [
@@ -21,7 +21,9 @@ __all__ = [
     "StudySummary",
     "audit_recommendation",
     "by_depth",
+    "curves_figure",
     "decide",
+    "depth_figure",
     "depth_of",
     "list_studies",
     "load",

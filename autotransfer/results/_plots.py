@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 import optuna
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from optuna.trial import TrialState
 
 from autotransfer import record
@@ -22,9 +24,16 @@ def _score(t: optuna.trial.FrozenTrial) -> float | None:
     return max(values) if values else None
 
 
-def plot_depth(study: optuna.Study, path: Path, decision: Decision | None = None) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def depth_figure(study: optuna.Study, decision: Decision | None = None) -> Figure:
     """Validation accuracy against freeze depth; pruned trials hollow, the chosen one starred."""
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig = Figure(figsize=(7, 4.2), dpi=120)  # not pyplot's: no global state to close
+    ax = fig.subplots()
     styles = {
         TrialState.COMPLETE: dict(marker="o", color="tab:blue", label="complete"),
         TrialState.PRUNED: dict(
@@ -55,20 +64,24 @@ def plot_depth(study: optuna.Study, path: Path, decision: Decision | None = None
         )
     blocks = record.read_study(study).num_blocks
     ax.set_xlabel(f"freeze depth k (trainable top blocks{f' of {blocks}' if blocks else ''})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # there is no block 2.5
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{study.study_name}: accuracy by freeze depth")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def plot_curves(study: optuna.Study, path: Path) -> Path:
+def plot_depth(study: optuna.Study, path: Path, decision: Decision | None = None) -> Path:
+    """:func:`depth_figure` written to ``path`` (PNG)."""
+    return _save(depth_figure(study, decision), path)
+
+
+def curves_figure(study: optuna.Study) -> Figure:
     """Validation accuracy per epoch for every trial; pruned trials dashed, coloured by depth."""
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig = Figure(figsize=(7, 4.2), dpi=120)  # not pyplot's: no global state to close
+    ax = fig.subplots()
     trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
     depths = [depth_of(t) or 0 for t in trials]
     top = max(depths, default=1) or 1
@@ -84,13 +97,16 @@ def plot_curves(study: optuna.Study, path: Path) -> Path:
             linewidth=1.2,
         )
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, top))
-    fig.colorbar(sm, ax=ax, label="freeze depth k")
+    fig.colorbar(sm, ax=ax, label="freeze depth k", ticks=MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{study.study_name}: learning curves (dashed = pruned)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plot_curves(study: optuna.Study, path: Path) -> Path:
+    """:func:`curves_figure` written to ``path`` (PNG)."""
+    return _save(curves_figure(study), path)

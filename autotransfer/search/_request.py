@@ -77,15 +77,15 @@ class SearchOptions(BaseModel):
         ge=0,
         le=2**31 - 1,
         strict=True,
-        description="seed of the train/validation split; None: the study's seed. Repeating a "
-        "search with other seeds on one fixed validation set sets this",
+        description="seed of the train/validation split (default: the study's seed); "
+        "repeating a search with other seeds on one fixed validation set sets this",
     )
     input_size: int | None = Field(
         None,
         ge=8,
         le=4096,
         strict=True,
-        description="square input side; None: from the data's resolution",
+        description="square input side (default: from the data's resolution)",
     )
     recommend: bool = Field(True, description="seed the first trials with the recommender")
     cache: bool = Field(
@@ -133,8 +133,8 @@ class SearchRequest(SearchOptions):
     )
     cache_dir: str | None = Field(
         None,
-        description="feature cache folder; None: beside a SQLite/journal storage file "
-        "(study.db → study-features/), else ~/.cache/autotransfer/features",
+        description="feature cache folder (default: beside a SQLite/journal storage file, "
+        "study.db → study-features/, else ~/.cache/autotransfer/features)",
     )
     ray_address: str | None = Field(
         None, description="Ray: an existing cluster (auto, host:port, ray://host:port)"
@@ -143,7 +143,7 @@ class SearchRequest(SearchOptions):
         0.0, ge=0, le=64, description="Ray: GPUs each trial reserves (0.5 shares one)"
     )
     max_concurrent_trials: int | None = Field(
-        None, ge=1, le=10_000, description="Ray: trials at once (None: as resources allow)"
+        None, ge=1, le=10_000, description="Ray: trials at once (default: as resources allow)"
     )
 
     @model_validator(mode="before")

@@ -1,0 +1,175 @@
+"""What the commands print about a study and a recommendation, for people and for machines."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import typer
+from rich.table import Table
+
+from autotransfer import record
+from autotransfer.cli._app import out
+from autotransfer.recommend import DomainSignals, Recommendation
+from autotransfer.results import Decision, plot_curves, plot_depth, summarize
+
+
+def _of(cls: Any, values: dict[str, Any]) -> Any:
+    # stored dicts may carry more than the class (a recommendation's "seeds"); old ones less
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def recommendation_of(values: dict[str, Any]) -> Recommendation:
+    """A stored ``Recommendation.to_dict()`` as the object again."""
+    return _of(Recommendation, values)
+
+
+def print_recommendation(rec: Recommendation) -> None:
+    """The human-readable recommendation: configuration, signals, reasons, search range."""
+    lp_ft = f", first {rec.lp_ft_epochs} epochs head only" if rec.lp_ft_epochs else ""
+    out.print(
+        f"[bold]recommendation[/] for {rec.backbone} on {rec.dataset} "
+        f"(budget {rec.budget}): [bold]{rec.strategy}[/], freeze depth k = {rec.freeze_depth} "
+        f"of {rec.num_blocks} blocks, base LR {rec.base_lr:g} (head ×{rec.head_lr_mult:g}), "
+        f"{rec.optimizer.upper()} momentum {rec.momentum:g}"
+        f"{' Nesterov' if rec.nesterov else ''}, {rec.epochs} epochs{lp_ft}",
+        highlight=False,
+    )
+    s: DomainSignals = _of(DomainSignals, rec.signals)
+    shift = f"{s.bn_shift:.3f}" if s.bn_shift is not None else "n/a (no BatchNorm)"
+    probes = ", ".join(
+        f"block {c}: {a:.3f}" for c, a in zip(s.probe_cuts, s.probe_accuracy, strict=True)
+    )
+    out.print(
+        f"signals ({s.sample_size} images, {s.seconds:.1f} s): similarity "
+        f"{rec.similarity:.3f}, BatchNorm shift {shift}, probe gain {s.probe_gain:.3f}, "
+        f"linear probe {probes} (majority class {s.chance:.3f})",
+        highlight=False,
+    )
+    out.print("reasons:", highlight=False)
+    for reason in rec.reasons:
+        out.print(f"  - {reason}", highlight=False)
+    ranges = ", ".join(f"{name} {lo:g}…{hi:g}" for name, (lo, hi) in rec.search_range.items())
+    out.print(f"narrowed search range: {ranges}", highlight=False)
+
+
+def print_seeds(rec: Recommendation) -> None:
+    table = Table("seed", "freeze depth", "base LR", "head ×", title="seeds", title_justify="left")
+    for i, seed in enumerate(rec.seed_params()):
+        label = "recommended" if i == 0 else "neighbour"
+        table.add_row(
+            label, str(seed["freeze_depth"]), f"{seed['base_lr']:g}", f"{seed['head_lr_mult']:g}"
+        )
+    out.print(table)
+
+
+def print_study_recommendation(info: record.StudyInfo) -> None:
+    """For a study's report: its stored recommendation, short, and how its trial ranked."""
+    if not info.recommendation:
+        return
+    rec = recommendation_of(info.recommendation)
+    out.print(
+        f"recommender: {rec.strategy} at k = {rec.freeze_depth}, base LR "
+        f"{rec.base_lr:g} (rule {rec.rule!r}, similarity {rec.similarity:.3f}, "
+        f"{rec.profile['num_train']:,} training images, budget {rec.budget})",
+        highlight=False,
+    )
+    audit = info.recommendation_audit
+    if not audit:
+        return
+    if audit["rank"] is None:
+        verdict = f"did not complete ({audit['state'].lower()})"
+    else:
+        verdict = (
+            f"ranked {audit['rank']} of {audit['of']} completed trials, accuracy "
+            f"{audit['recommended_accuracy']:.4f}, {audit['gap'] * 100:.2f} points below the best"
+        )
+    line = f"audit: recommended trial #{audit['recommended_trial']} {verdict}"
+    if audit.get("best_seed_rank") is not None:
+        line += (
+            f"; best recommender seed #{audit['best_seed_trial']} ranked "
+            f"{audit['best_seed_rank']}, {audit['best_seed_gap'] * 100:.2f} points below"
+        )
+    out.print(line, highlight=False)
+
+
+def write_plots(study: optuna.Study, folder: Path, decision: Decision | None) -> list[Path]:
+    """The depth plot and the learning curves as ``NAME-depth.png``, ``NAME-curves.png``."""
+    name = study.study_name
+    return [
+        plot_depth(study, folder / f"{name}-depth.png", decision),
+        plot_curves(study, folder / f"{name}-curves.png"),
+    ]
+
+
+def print_report(
+    study: optuna.Study, decision: Decision | None, plots: Sequence[Path] = ()
+) -> None:
+    """The decision: accuracy by freeze depth, the chosen depth and why, the recommender."""
+    s = summarize(study)
+    info = record.read_study(study)
+    out.print(
+        f"[bold]{s.name}[/]: {s.backbone} on {s.dataset} ({s.space}); "
+        f"{s.complete} complete, {s.pruned} pruned, {s.failed} failed"
+    )
+    if decision is None:
+        out.print("no completed trial yet")
+        return
+    table = Table(
+        "freeze depth",
+        "trials",
+        "complete",
+        "pruned",
+        "failed",
+        "best accuracy",
+        title="accuracy by freeze depth",
+        title_justify="left",
+    )
+    for row in decision.by_depth:
+        mark = " ← chosen" if row.depth == decision.chosen_depth else ""
+        acc = f"{row.best_accuracy:.4f}" if row.best_accuracy is not None else "-"
+        table.add_row(
+            str(row.depth),
+            str(row.trials),
+            str(row.complete),
+            str(row.pruned),
+            str(row.failed),
+            acc + mark,
+        )
+    out.print(table)
+    blocks = info.num_blocks if info.num_blocks is not None else "?"
+    out.print(
+        f"best trial #{decision.best_trial}: accuracy {decision.best_accuracy:.4f}\n"
+        f"chosen freeze depth: [bold]{decision.chosen_depth}[/] of {blocks} blocks "
+        f"(trial #{decision.chosen_trial}, accuracy {decision.chosen_accuracy:.4f}, "
+        f"{decision.chosen_trainable_parameters or 0:,} trainable parameters; the cheapest "
+        f"within {decision.tolerance * 100:.1f} points of the best)\n"
+        f"chosen parameters: {json.dumps(decision.chosen_params)}"
+    )
+    if decision.pareto_trials:
+        out.print(f"Pareto front (accuracy vs training time): trials {decision.pareto_trials}")
+    print_study_recommendation(info)
+    if plots:
+        out.print(f"plots: {' '.join(map(str, plots))}", highlight=False, soft_wrap=True)
+
+
+def study_json(
+    study: optuna.Study, decision: Decision | None, plots: Sequence[Path] = (), **extra: Any
+) -> dict[str, Any]:
+    """``--json``: the study's summary and decision (``None`` before a trial completed)."""
+    return {
+        "summary": summarize(study).to_dict(),
+        "decision": decision.to_dict() if decision is not None else None,
+        "plots": [str(p) for p in plots],
+        **extra,
+    }
+
+
+def print_json(payload: Any) -> None:
+    """Machine-readable output: JSON alone on stdout, never wrapped or coloured."""
+    typer.echo(json.dumps(payload, indent=2, default=str))

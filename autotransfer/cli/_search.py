@@ -1,0 +1,103 @@
+"""``autotransfer search``: its options are ``SearchRequest``'s fields, plus how to report."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from autotransfer.cli._app import console, out, user_errors
+from autotransfer.cli._options import JsonOpt, ToleranceOpt, model_options, option, with_options
+from autotransfer.cli._progress import show_progress
+from autotransfer.cli._report import print_json, print_report, study_json, write_plots
+from autotransfer.results import DEFAULT_TOLERANCE
+from autotransfer.search import SearchRequest
+
+# the flags that are not the field's name with dashes: short forms, and names kept from before
+# the options were derived from the model
+FLAGS = {
+    "dataset": ["--dataset", "-d"],
+    "backbone": ["--backbone", "-b"],
+    "timeout_s": ["--timeout"],
+}
+ALIASES = {field: next(f for f in flags if f.startswith("--")) for field, flags in FLAGS.items()}
+NOT_OPTIONS = ("spec",)  # the search space as values: the command reads it from --space
+
+REQUEST_OPTIONS = model_options(SearchRequest, exclude=NOT_OPTIONS, flags=FLAGS)
+REPORT_OPTIONS = [
+    option(
+        "export",
+        Annotated[
+            Path | None,
+            typer.Option(
+                help="folder for the chosen configuration retrained: config, weights, model card"
+            ),
+        ],
+        None,
+    ),
+    option(
+        "plots",
+        Annotated[Path | None, typer.Option(help="folder for the PNG plots")],
+        Path("."),
+    ),
+    option("tolerance", ToleranceOpt, DEFAULT_TOLERANCE),
+    option("json_out", JsonOpt, False),
+]
+
+
+@with_options(REQUEST_OPTIONS, REPORT_OPTIONS)
+def search_cmd(**values: Any) -> None:
+    """Search freeze depth and fine-tuning hyperparameters; resumes an existing study."""
+    from autotransfer.results import decide
+    from autotransfer.search import prepare, run_search
+    from autotransfer.storage import open_storage
+
+    export: Path | None = values.pop("export")
+    plots: Path | None = values.pop("plots")
+    tolerance: float = values.pop("tolerance")
+    json_out: bool = values.pop("json_out")
+    with user_errors(ALIASES):
+        request = SearchRequest(**values)
+        prepared = prepare(request)
+        # a storage that cannot be opened ends here, before the live display reads it
+        storage = open_storage(request.storage)
+    name, budget = prepared.study_name, prepared.spec.budget
+    console.print(
+        f"study {name} in {request.storage}: {budget.trials} trials of up to "
+        f"{budget.max_epochs} epochs, {request.backbone} ({prepared.num_blocks} blocks) at "
+        f"{prepared.input_size}×{prepared.input_size}, {budget.sampler.type} sampler, "
+        f"{budget.pruner.type} pruner",
+        highlight=False,
+        soft_wrap=True,
+    )
+    with show_progress(console, storage, name, epochs=budget.max_epochs), user_errors():
+        study = run_search(request, prepared=prepared)
+    decision = decide(study, tolerance=tolerance)
+    written: list[Path] = []
+    if plots is not None and decision is not None:
+        written = write_plots(study, plots, decision)
+    if not json_out:  # the report first: exporting retrains, which takes a while
+        print_report(study, decision, written)
+    exported = None
+    if export is not None and decision is None:
+        console.print("nothing to export: no trial completed", highlight=False)
+    elif export is not None:
+        from autotransfer.search import export_decision
+
+        exported = export_decision(study, prepared, export, decision=decision)
+    if json_out:
+        extra = {"export": dataclasses.asdict(exported)} if exported is not None else {}
+        print_json(study_json(study, decision, written, **extra))
+    elif exported is not None:
+        out.print(
+            f"exported {exported.config_path}, {exported.weights_path}, "
+            f"{exported.card_path} (retrained accuracy {exported.val_accuracy:.4f})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search_cmd)
