@@ -67,7 +67,19 @@ class StudyInfo:
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> StudyInfo:
-        return _from_attrs(cls, attrs)  # type: ignore[no-any-return]
+        return _from_attrs(cls, attrs)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The fields that are set, as user attributes."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    def mismatch(self, other: StudyInfo) -> tuple[str, Any, Any] | None:
+        """The first identity field on which ``other`` (stored) differs: (name, other's,
+        this one's), or None when both describe the same search."""
+        for key in self.IDENTITY:
+            if getattr(other, key) != getattr(self, key):
+                return key, getattr(other, key), getattr(self, key)
+        return None
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,7 @@ class TrialInfo:
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> TrialInfo:
-        return _from_attrs(cls, attrs)  # type: ignore[no-any-return]
+        return _from_attrs(cls, attrs)
 
 
 # what every trial that ran an epoch records, whichever backend ran it; a completed trial

@@ -103,6 +103,11 @@ class StudyPublic(StudyBrief):
     num_blocks: int | None = None
     recommendation: dict[str, Any] | None = None
     recommendation_audit: Any = None
+    study_missing: bool = Field(
+        False,
+        description="the job ran, but its Optuna study is gone from the storage (deleted in "
+        "optuna-dashboard or by hand): its trials and decision are lost",
+    )
 
 
 class StudiesPublic(BaseModel):

@@ -42,9 +42,12 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
     fields = brief(job).model_dump()
     request = json.loads(job.request)
     study = load_study(url, job.study_name)
-    if study is None:
+    if study is None:  # not created yet, or deleted behind the job store's back
         return StudyPublic(
-            **fields, request=request, progress=Progress(requested=request.get("trials"))
+            **fields,
+            request=request,
+            progress=Progress(requested=request.get("trials")),
+            study_missing=job.started_at is not None,
         )
     s = summarize(study)
     info = record.read_study(study)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -25,6 +26,7 @@ from optuna.trial import TrialState
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
 from ray.tune.search.optuna import OptunaSearch
 
+from autotransfer import record
 from autotransfer.errors import UserInputError
 from autotransfer.record import read_study, read_trial
 from autotransfer.search import SearchRequest, SearchSession, prepare, run_search
@@ -180,7 +182,8 @@ def test_trials_a_killed_driver_left_running_are_failed(tmp_path: Path) -> None:
     for ray_id in ("a", "b", None):
         trial = study.ask()
         if ray_id:
-            trial.set_user_attr("ray_trial_id", ray_id)
+            for key, value in record.trial_attrs(ray_trial_id=ray_id).items():
+                trial.set_user_attr(key, value)
     _fail_orphans(SearchSession(prepare(request), study), known={"b"})  # the experiment holds b
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
@@ -224,12 +227,14 @@ def _stop_cluster(marker: str) -> None:
             time.sleep(0.2)
 
 
-@pytest.fixture
-def two_node_cluster() -> Iterator[str]:
+@contextlib.contextmanager
+def _cluster(hide: Path | None = None) -> Iterator[str]:
     """``ray start --head`` plus a second node joining it, one CPU each, on loopback.
 
-    Stopped afterwards, pass or fail, by killing exactly the processes that belong to this
-    cluster (``ray stop`` would stop every Ray instance on the machine).
+    ``hide``: the nodes run in a mount namespace of their own where that folder is an empty
+    tmpfs, as if they were other machines (containers) that do not share it. Stopped
+    afterwards, pass or fail, by killing exactly the processes that belong to this cluster
+    (``ray stop`` would stop every Ray instance on the machine).
     """
     if not Path("/proc/self/cmdline").exists():
         pytest.skip("the cluster clean-up reads /proc (Linux)")
@@ -245,18 +250,23 @@ def two_node_cluster() -> Iterator[str]:
 
     try:
         for args in (head, ["--address", f"127.0.0.1:{port}"]):
-            started = subprocess.run(
-                [ray_cli, "start", *args, *common, *agent()],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            command = [ray_cli, "start", *args, *common, *agent()]
+            if hide is not None:
+                mount = f'mount -t tmpfs tmpfs {shlex.quote(str(hide))} && exec "$@"'
+                command = ["unshare", "-m", "--propagation", "private", "sh", "-c", mount, "sh"]
+                command += [ray_cli, "start", *args, *common, *agent()]
+            started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
             assert started.returncode == 0, started.stderr[-3000:]
         yield f"127.0.0.1:{port}"
     finally:
         _stop_cluster(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def two_node_cluster() -> Iterator[str]:
+    with _cluster() as address:
+        yield address
 
 
 @pytest.mark.slow
@@ -471,3 +481,70 @@ def test_interrupted_ray_search_resumes_with_tuner_restore(tmp_path: Path) -> No
     experiments = sorted(p.name for p in (tmp_path / "ray_results").iterdir())
     assert experiments == ["r"], "Tuner.restore continued the same experiment"
     assert (tmp_path / "ray_results" / "r" / ".autotransfer-done").exists()
+
+
+@pytest.mark.slow
+def test_an_http_job_with_an_inline_spec_runs_on_nodes_that_cannot_see_its_files(
+    tmp_path: Path,
+) -> None:
+    """The job worker used to write an inline spec to a temporary file and hand trials its
+    path; on other machines (the compose deployment's Ray containers) every trial failed.
+    Here the nodes cannot see the job worker's TMPDIR at all."""
+    import httpx
+    from service_helpers import serve, service_env, wait_for
+
+    job_tmp = tmp_path / "job-tmp"
+    job_tmp.mkdir()
+    (job_tmp / "marker").write_text("only the job worker sees this")
+    space = {
+        "name": "inline",
+        "parameters": {
+            "freeze_depth": {"type": "depth", "blocks": [0, 1]},
+            "base_lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
+        },
+        "fixed": {"optimizer": "sgd", "momentum": 0.9, "batch_size": 16},
+        "budget": {"trials": 2, "max_epochs": 2, "pruner": {"type": "none"}},
+    }
+    with _cluster(hide=job_tmp) as address:
+        marker = str(job_tmp / "marker")
+        probe = (
+            f"import os, ray; ray.init(address={address!r}, log_to_driver=False); "
+            "f = ray.remote(num_cpus=1)(lambda p: os.path.exists(p)); "
+            f"print('visible' if ray.get(f.remote({marker!r})) else 'hidden')"
+        )
+        seen = subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**os.environ, **RAY_ENV},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert seen.stdout.strip().endswith("hidden"), (seen.stdout, seen.stderr[-2000:])
+        env = service_env(f"sqlite:///{tmp_path}/jobs.db", dev="1", threads="1")
+        env.update({**RAY_ENV, "RAY_ADDRESS": address, "TMPDIR": str(job_tmp)})
+        with serve(env, tmp_path / "serve.log") as base:
+            body = {
+                "dataset": DATA,
+                "spec": space,
+                "backend": "ray",
+                "input_size": 32,
+                "recommend": False,
+                "study_name": "inline-ray",
+            }
+            accepted = httpx.post(f"{base}/v1/studies", json=body, timeout=30)
+            assert accepted.status_code == 202, accepted.text
+            location = f"{base}{accepted.json()['location']}"
+
+            def ended() -> dict[str, object] | None:
+                job = httpx.get(location, timeout=10).json()
+                return job if job["state"] in ("succeeded", "failed", "cancelled") else None
+
+            job = wait_for(ended, 420, "the Ray job to end", every=2)
+            log = (tmp_path / "serve.log").read_text(errors="replace")[-4000:]
+            assert job["state"] == "succeeded", (job, log)
+            assert job["progress"]["finished"] == 2 and job["progress"]["failed"] == 0, job
+    study = optuna.load_study(
+        study_name="inline-ray", storage=make_storage(f"sqlite:///{tmp_path}/jobs.db")
+    )
+    nodes = {read_trial(t).ray_node for t in study.get_trials(states=FINISHED)}
+    assert len(nodes) == 2 and None not in nodes, "the trials ran on the cluster's two nodes"

@@ -197,8 +197,12 @@ def test_submit_runs_and_reports_progress_then_result(service: dict[str, Any]) -
     assert audit is not None and "best_accuracy" in audit
     trials = client.get(f"/v1/studies/{accepted['id']}/trials", headers=AUTH).json()
     ran = [t["number"] for t in trials["data"] if t["state"] in ("complete", "pruned")]
-    # seeds beyond the two requested trials stay enqueued (waiting) for a longer run
-    assert ran == [0, 1] and trials["count"] == 2 + progress["waiting"]
+    # seeds beyond the two requested trials are not left waiting forever: the ended study
+    # fails them with a reason (a longer run of the same study enqueues them again)
+    skipped = [t for t in trials["data"] if t["state"] == "fail"]
+    assert ran == [0, 1] and progress["waiting"] == 0
+    assert trials["count"] == 2 + len(skipped) and progress["failed"] == len(skipped)
+    assert all(t["user_attrs"]["error"].startswith("skipped: the search ended") for t in skipped)
     first = trials["data"][0]
     assert first["intermediate_values"] == {"1": first["user_attrs"]["final_val_accuracy"]}
     assert "freeze_depth" in first["params"] and first["user_attrs"]["source"] == "recommender"
@@ -377,3 +381,21 @@ def test_search_spaces(service: dict[str, Any]) -> None:
     one = client.get("/v1/search-spaces/small_data", headers=AUTH).json()
     assert "freeze_depth" in one["spec"]["parameters"] and one["description"]
     assert client.get("/v1/search-spaces/nope", headers=AUTH).status_code == 404
+
+
+def test_a_study_deleted_in_the_dashboard_shows_as_missing_on_its_job(
+    service: dict[str, Any],
+) -> None:
+    client = _client(service)
+    job = _submit(client, {**TINY, "study_name": "deleted-behind"})
+    wait_for(
+        lambda: _state(client, job["id"])["state"] == "succeeded", 120, "the job to succeed"
+    )
+    assert _state(client, job["id"])["study_missing"] is False
+    studies = client.get("/api/studies", headers=AUTH).json()["studies"]
+    (study_id,) = [s["study_id"] for s in studies if s["study_name"] == "deleted-behind"]
+    gone = client.delete(f"/api/studies/{study_id}", headers=AUTH)  # optuna-dashboard's route
+    assert gone.status_code in (200, 204), gone.text
+    body = _state(client, job["id"])
+    assert body["state"] == "succeeded" and body["study_missing"] is True
+    assert body["progress"]["finished"] == 0 and body["best_value"] is None

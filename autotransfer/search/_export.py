@@ -48,7 +48,7 @@ def export_decision(
             {
                 "study": study.study_name,
                 "trial": chosen.number,
-                "dataset": p.request.dataset,
+                "dataset": str(p.request.dataset),
                 "config": config.model_dump(mode="json"),
             },
             sort_keys=False,
@@ -66,7 +66,7 @@ def export_decision(
         "input_size": config.input_size,
         "normalization": {"mean": list(backbone.mean), "std": list(backbone.std)},
         "classes": list(p.dataset.class_names),
-        "dataset": p.request.dataset,
+        "dataset": str(p.request.dataset),
         "dataset_fingerprint": p.dataset.fingerprint,
         "study": study.study_name,
         "trial": chosen.number,

@@ -29,6 +29,11 @@ def run_search(
     resumes the study and runs only the trials still missing (the recommender is not asked
     again). ``should_stop`` (a cancel) stops handing out trials and stops running ones at
     their next epoch.
+
+    The backend is looked up by name; a third one is a module with an ``Executor`` class
+    (contract in ``_executor.py``) plus one line in ``_backends.BACKENDS``::
+
+        "slurm": "autotransfer.search._slurm:SlurmExecutor",
     """
     p = prepared or prepare(request)
     stop = should_stop or (lambda: False)
@@ -42,5 +47,6 @@ def run_search(
                 record.write_study(session.study, recommendation=seeding.recommendation)
         session.enqueue_seeds(seeds)
     backend.run(session, stop)
+    session.close()
     record_audit(session.study)  # the recommended trial's rank and gap to the best
     return session.study

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from autotransfer import record
 from autotransfer.errors import UserInputError
@@ -27,6 +27,7 @@ from autotransfer.finetune import TrialConfig
 from autotransfer.search._prepared import PreparedSearch, Seed
 from autotransfer.search._trial import EpochReport, TrialEnd, trial_config
 from autotransfer.spec import (
+    SearchSpec,
     fit_to_space,
     optuna_directions,
     optuna_pruner,
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 WAIT: Literal["wait"] = "wait"
+STALE = (
+    "stale heartbeat: its worker stopped without finishing it (killed, or its machine was "
+    "lost); run once more"
+)
+SKIPPED = "skipped: the search ended before this enqueued configuration ran"
 Verdict = Literal["continue", "prune", "cancel"]
 
 
@@ -50,18 +56,18 @@ def quiet_heartbeat() -> Iterator[None]:
         yield
 
 
-def _header(p: PreparedSearch) -> dict[str, Any]:
-    return {
-        "backbone": p.request.backbone,
-        "weights": p.request.weights,
-        "dataset": str(p.request.dataset),
-        "dataset_fingerprint": p.dataset.fingerprint,
-        "num_blocks": p.num_blocks,
-        "input_size": p.input_size,
-        "space": p.spec.name,
-        "spec": p.spec.model_dump(mode="json"),
-        "requested_trials": p.spec.budget.trials,
-    }
+def _header(p: PreparedSearch) -> record.StudyInfo:
+    return record.StudyInfo(
+        backbone=p.request.backbone,
+        weights=p.request.weights,
+        dataset=str(p.request.dataset),
+        dataset_fingerprint=p.dataset.fingerprint,
+        num_blocks=p.num_blocks,
+        input_size=p.input_size,
+        space=p.spec.name,
+        spec=p.spec.model_dump(mode="json"),
+        requested_trials=p.spec.budget.trials,
+    )
 
 
 def open_study(p: PreparedSearch, *, worker_index: int = 0) -> optuna.Study:
@@ -87,19 +93,19 @@ def open_study(p: PreparedSearch, *, worker_index: int = 0) -> optuna.Study:
         optuna.logging.set_verbosity(optuna_log)
     expected = _header(p)
     if not study.user_attrs:
-        record.write_study(study, **expected)
+        record.write_study(study, **expected.to_attrs())
         multi = p.spec.budget.objective == "accuracy_and_cost"
         study.set_metric_names(["accuracy", "train_time_s"] if multi else ["accuracy"])
         return study
-    stored = record.read_study(study)
-    for key in record.StudyInfo.IDENTITY:
-        if getattr(stored, key) != expected[key]:
-            raise UserInputError(
-                f"Study {p.study_name!r} in {request.storage} was created with {key}="
-                f"{getattr(stored, key)!r}, but this search has {key}={expected[key]!r}. "
-                f"Resume it with the same settings or pass another --study-name."
-            )
-    record.write_study(study, requested_trials=expected["requested_trials"])
+    clash = expected.mismatch(record.read_study(study))
+    if clash is not None:
+        key, stored, wanted = clash
+        raise UserInputError(
+            f"Study {p.study_name!r} in {request.storage} was created with {key}={stored!r}, "
+            f"but this search has {key}={wanted!r}. Resume it with the same settings or pass "
+            f"another --study-name."
+        )
+    record.write_study(study, requested_trials=expected.requested_trials)
     return study
 
 
@@ -152,7 +158,7 @@ class SearchSession:
         )
 
     @property
-    def spec(self):  # type: ignore[no-untyped-def]
+    def spec(self) -> SearchSpec:
         return self.prepared.spec
 
     @property
@@ -162,8 +168,20 @@ class SearchSession:
     # --- the study ------------------------------------------------------------------------
 
     def enqueue_seeds(self, seeds: Sequence[Seed]) -> int:
-        """Enqueue the seeds once per study, marked with their source; they run first."""
+        """Enqueue the seeds once per study, marked with their source; they run first.
+
+        A resumed study that still has trials to run enqueues again, once, the seeds an
+        earlier run ended without trying (recorded FAIL with ``SKIPPED``).
+        """
         if record.read_study(self.study).seeds_enqueued is not None:
+            if self.finished() < self.spec.budget.trials:
+                skipped = [
+                    t
+                    for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                    if record.read_trial(t).error == SKIPPED
+                ]
+                for trial in skipped:
+                    self._retry(trial)
             return 0
         for seed in seeds:
             params = fit_to_space(self.spec, self.prepared.num_blocks, seed.params)
@@ -199,7 +217,7 @@ class SearchSession:
             return None
         target = self.spec.budget.trials
         with study_lock(self.prepared.request.storage, self.study.study_name):
-            optuna.storages.fail_stale_trials(self.study)
+            self._recover_stale()
             states = [t.state for t in self.study.get_trials(deepcopy=False)]
             finished = sum(s in FINISHED for s in states)
             if finished >= target:
@@ -216,6 +234,57 @@ class SearchSession:
         if record.TrialInfo.from_attrs(trial.user_attrs).source is None:
             self._write(ticket, source=record.SAMPLER)
         return ticket
+
+    def _recover_stale(self) -> None:
+        """Fail the trials whose worker died (stale heartbeat), saying so, and enqueue each
+        for one more run while the study still has trials to run: a killed worker is no
+        verdict on its configuration."""
+        storage = self.study._storage
+        get_interval = getattr(storage, "get_heartbeat_interval", None)
+        if get_interval is None or not get_interval():
+            return
+        # Optuna fails stale trials without a reason and has no public way to list them first
+        stale = storage._get_stale_trial_ids(self.study._study_id)  # type: ignore[attr-defined]
+        for trial_id in stale:
+            with contextlib.suppress(UpdateFinishedTrialError):  # another worker was faster
+                record.write_trial(storage, trial_id, error=STALE)
+        with quiet_heartbeat():
+            optuna.storages.fail_stale_trials(self.study)
+        if self.finished() >= self.spec.budget.trials:
+            return  # nothing more will run: a retry would only be skipped
+        for trial_id in stale:
+            frozen = storage.get_trial(trial_id)
+            if frozen.state == TrialState.FAIL and record.read_trial(frozen).error == STALE:
+                self._retry(frozen)
+
+    def _retry(self, trial: FrozenTrial) -> None:
+        """Enqueue ``trial``'s configuration once more, with its source (a retry is not
+        retried: a configuration that kills its worker twice is given up)."""
+        info = record.read_trial(trial)
+        if info.retry_of is not None:
+            return
+        retried = {record.read_trial(t).retry_of for t in self.study.get_trials(deepcopy=False)}
+        if trial.number in retried:
+            return
+        attrs = record.trial_attrs(source=info.source or record.SAMPLER, retry_of=trial.number)
+        self.study.enqueue_trial(dict(trial.params), user_attrs=attrs)
+        log.warning("trial %d will run again: %s", trial.number, info.error)
+
+    def close(self) -> None:
+        """After the last trial: a search that ended (not a cancel, which is resumed) fails
+        the enqueued configurations it will never run, saying so, so that nothing waits
+        forever in the storage or the dashboard."""
+        if self.stop_reason in (None, "cancelled"):
+            return
+        with study_lock(self.prepared.request.storage, self.study.study_name):
+            waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            for _ in waiting:
+                with quiet_heartbeat():
+                    trial = self.study.ask()
+                suggest(trial, self.spec, self.prepared.num_blocks)  # records its parameters
+                ticket = Ticket(trial, dict(trial.params), written=dict(trial.user_attrs))
+                self._write(ticket, error=SKIPPED)
+                self._tell(ticket, TrialState.FAIL)
 
     def ticket(self, number: int) -> Ticket:
         """The ticket of trial ``number``, also one asked by an earlier run of this study
@@ -323,10 +392,9 @@ class SearchSession:
 
     def failed(self, ticket: Ticket, error: str, traceback: str | None = None) -> None:
         """Failed: the error (``Type: message``) and the traceback's tail are recorded."""
-        values: dict[str, Any] = {"error": error[:2000]}
+        self._write(ticket, error=error[:2000])
         if traceback:
-            values["traceback"] = traceback[-4000:]
-        self._write(ticket, **values)
+            self._write(ticket, traceback=traceback[-4000:])
         log.warning("trial %d failed: %s", ticket.number, error)
         self._tell(ticket, TrialState.FAIL)
 
