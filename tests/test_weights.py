@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
 from autotransfer.backbones import create_backbone, packaged_weights_path, resolve_weights
-from autotransfer.backbones._state_dict import load_state_dict_file
+from autotransfer.backbones._state_dict import load_state_dict_file, read_state_dict
 from autotransfer.errors import WeightsError
 
 IMAGENET_DOMESTIC_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -93,8 +95,59 @@ def test_arbitrary_pickles_are_refused(tmp_path: Path) -> None:
 
     path = tmp_path / "evil.pth"
     path.write_bytes(pickle.dumps({"conv1.weight": Payload()}))
-    with pytest.raises(WeightsError, match="weights-only state dict"):
+    with pytest.raises(WeightsError, match="holds Python objects other than tensors"):
         create_backbone("resnet18", num_classes=3, weights=path, input_size=32)
+
+
+class _Pickled:  # a class torch's weights-only loader refuses by name
+    pass
+
+
+def _write_refused_global(path: Path) -> None:
+    torch.save({"conv1.weight": torch.zeros(1), "extra": _Pickled()}, path)
+
+
+def _write_numpy(path: Path) -> None:
+    # torch's message for this one carries terminal escape codes (bold on, bold off)
+    torch.save({"conv1.weight": np.zeros(3)}, path)
+
+
+def _write_raw_pickle(path: Path) -> None:
+    path.write_bytes(pickle.dumps({"conv1.weight": [1, 2, 3]}, protocol=4))
+
+
+def _write_truncated(path: Path) -> None:
+    torch.save({"w": torch.zeros(100)}, path)
+    path.write_bytes(path.read_bytes()[:200])
+
+
+@pytest.mark.parametrize(
+    ("write", "says"),
+    [
+        (_write_refused_global, "(such as test_weights._Pickled)"),
+        (_write_numpy, "(such as numpy."),
+        (_write_raw_pickle, "holds Python objects other than tensors"),
+        (_write_truncated, "not a readable PyTorch weights file"),
+        (lambda path: path.write_bytes(b""), "not a readable PyTorch weights file"),
+    ],
+    ids=["class", "numpy", "raw-pickle", "truncated", "empty"],
+)
+def test_unreadable_weights_get_our_message_not_torchs(
+    tmp_path: Path, write: Callable[[Path], None], says: str
+) -> None:
+    """Never torch's advice to retry with ``weights_only=False``, never its escape codes:
+    the file, what is wrong with it, and how to save one that loads."""
+    path = tmp_path / "w\x1b[31mred.pth"  # a name that would colour a terminal
+    write(path)
+    with pytest.raises(WeightsError) as info:
+        read_state_dict(path)
+    message = str(info.value)
+    assert says in message, message
+    assert "weights_only" not in message and "trust" not in message, message
+    assert not [c for c in message if not c.isprintable()], repr(message)
+    assert str(tmp_path) in message and "w\\x1b[31mred.pth" in message
+    assert "torch.save(model.state_dict(), 'w\\x1b[31mred.pth')" in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 def test_missing_weight_file() -> None:

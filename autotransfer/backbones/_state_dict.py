@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,6 +15,35 @@ from autotransfer.errors import WeightsError
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 _PREFIXES = ("module.", "model.")
+# torch names the first object it refused; only a dotted name is taken from its message
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([A-Za-z_][\w.]{0,200})")
+
+
+def _printable(text: object) -> str:
+    """``text`` with control characters (terminal escapes, newlines) written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def _unreadable(path: Path, exc: BaseException) -> WeightsError:
+    """Our own account of a failed weights-only load. torch's message is not passed on: it
+    advises retrying with ``weights_only=False`` (which would run code from the file) and
+    may carry terminal escape codes."""
+    shown = _printable(path)
+    save = (
+        f"Save the weights alone, from the model that trained them: "
+        f"`torch.save(model.state_dict(), '{_printable(path.name)}')`."
+    )
+    if isinstance(exc, pickle.UnpicklingError):
+        found = _REFUSED_GLOBAL.search(str(exc))
+        what = f" (such as {found.group(1)})" if found else ""
+        return WeightsError(
+            f"{shown} holds Python objects other than tensors{what}, which are not loaded: "
+            f"unpickling them could run code from the file. {save}"
+        )
+    return WeightsError(
+        f"{shown} is not a readable PyTorch weights file (it is empty, truncated, or in "
+        f"another format: {type(exc).__name__}). {save}"
+    )
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -25,8 +56,9 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
         raise WeightsError(
-            f"{path} does not hold a state dict (a mapping of parameter names to tensors). "
-            f"Save one with `torch.save(model.state_dict(), '{path.name}')`."
+            f"{_printable(path)} does not hold a state dict (a mapping of parameter names to "
+            f"tensors). Save one with `torch.save(model.state_dict(), "
+            f"'{_printable(path.name)}')`."
         )
     state = dict(obj)
     for prefix in _PREFIXES:  # DataParallel / wrapper modules prefix every key
@@ -40,17 +72,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(
-            f"Weights file not found: {path}. Pass an existing .pth/.pt state-dict file, "
-            f"'DEFAULT' for the pretrained weights, or 'none' for random init."
+            f"Weights file not found: {_printable(path)}. Pass an existing .pth/.pt state-dict "
+            f"file, 'DEFAULT' for the pretrained weights, or 'none' for random init."
         )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # "Detected pickle protocol N …": torch's aside, answered by the error below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise WeightsError(
-            f"Cannot read {path} as a weights-only state dict ({exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Arbitrary pickles are refused; "
-            f"save the weights with `torch.save(model.state_dict(), '{path.name}')`."
-        ) from exc
+        raise _unreadable(path, exc) from None
     return _unwrap(obj, path)
 
 
@@ -86,8 +117,8 @@ def load_state_dict_file(model: nn.Module, path: str | Path, *, variant: str, he
         problems.append(f"shape mismatches (file ≠ model): {_names(shapes)}")
     if problems:
         raise WeightsError(
-            f"{path} does not fit {variant}: " + "; ".join(problems) + ". Check that the file "
-            f"was saved from {variant} (torch.save(model.state_dict(), ...)), not another "
+            f"{_printable(path)} does not fit {variant}: {'; '.join(problems)}. Check that the "
+            f"file was saved from {variant} (torch.save(model.state_dict(), ...)), not another "
             f"architecture or a wrapper with renamed modules."
         )
     loadable = {k: v for k, v in state.items() if k in expected and expected[k].shape == v.shape}
