@@ -1,4 +1,6 @@
-"""The FastAPI application: API routers, the dashboard mount and error mapping."""
+"""The FastAPI application: API routers, the dashboard mount, the request gate and error
+mapping. ``/docs`` and ``/redoc`` load their scripts from this server (``fastapi-offline``
+ships Swagger UI and ReDoc), so they work without internet access."""
 
 from __future__ import annotations
 
@@ -6,14 +8,20 @@ import threading
 
 import optuna_dashboard
 from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from autotransfer.errors import UserInputError
-from service.dashboard import DashboardMount, login_router
+from service.dashboard import DashboardMount
 from service.db import get_engine
+from service.gate import RequestGate
+from service.login import router as login_router
 from service.routes import catalog_router, health_router, recommendations_router, studies_router
-from service.routes.catalog import backbone_table
+from service.routes.catalog import warm_backbone_table
 from service.settings import Settings, get_settings
+from service.throttle import KeyThrottle
+from service.validation import validation_error
 from service.views import read_storage
 
 DESCRIPTION = """Submit searches over how deep to fine-tune a pretrained backbone, watch them,
@@ -28,27 +36,30 @@ def _user_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI | DashboardMount:
-    """The API (a FastAPI app) wrapped so that the dashboard paths reach optuna-dashboard."""
+def create_app(settings: Settings | None = None) -> RequestGate:
+    """The API (a FastAPI app), with the dashboard paths sent to optuna-dashboard, behind the
+    gate that checks keys and body sizes before a body is read (``service.gate``)."""
     settings = settings or get_settings()
     get_engine(settings.database_url)  # creates the job table before the first request
     if settings.warm_catalog:
-        threading.Thread(target=backbone_table, name="warm-backbones", daemon=True).start()
-    api = FastAPI(title="autotransfer", version="1", description=DESCRIPTION)
+        threading.Thread(target=warm_backbone_table, name="warm-backbones", daemon=True).start()
+    api = FastAPIOffline(
+        title="autotransfer", version="1", description=DESCRIPTION, static_url="/docs-assets"
+    )
     api.state.settings = settings
+    api.state.throttle = throttle = KeyThrottle(settings.auth_failures)
     api.add_exception_handler(UserInputError, _user_error)
-    api.include_router(health_router)
-    api.include_router(studies_router)
-    api.include_router(catalog_router)
+    api.add_exception_handler(RequestValidationError, validation_error)
+    routers = [health_router, studies_router, catalog_router, login_router]
     if _has_recommend():
-        api.include_router(recommendations_router)
-    api.include_router(login_router)
-    if not settings.dashboard:
-        return api
-    wsgi_app = optuna_dashboard.wsgi(read_storage(settings.database_url))
-    app = DashboardMount(api, wsgi_app, settings)
-    app.state = api.state  # type: ignore[attr-defined]
-    return app
+        routers.append(recommendations_router)
+    for router in routers:
+        api.include_router(router)
+    app: FastAPI | DashboardMount = api
+    if settings.dashboard:
+        wsgi_app = optuna_dashboard.wsgi(read_storage(settings.database_url))
+        app = DashboardMount(api, wsgi_app, settings, throttle)
+    return RequestGate(app, [r for router in routers for r in router.routes], settings, throttle)
 
 
 def _has_recommend() -> bool:

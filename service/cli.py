@@ -9,10 +9,11 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from service.lifecycle import STOP_TIMEOUT_S, end_children, exit_with_parent, run_server, terminate
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
@@ -34,14 +35,6 @@ def _settings(dev: bool) -> Settings:
         _fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()))
 
 
-def _watch_parent(parent: int) -> None:
-    # a worker started by ``serve`` or ``worker --processes`` ends with its parent, even one
-    # killed outright; SIGTERM gives its job back to the queue
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
 def _worker_main(dev: bool, parent: int | None = None) -> None:
     """One worker process: poll the job store until SIGTERM/SIGINT."""
     import warnings
@@ -51,7 +44,9 @@ def _worker_main(dev: bool, parent: int | None = None) -> None:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("service").setLevel(logging.INFO)
     if parent is not None:
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+        # a worker started by ``serve`` or ``worker --processes`` ends with its parent, even
+        # one killed outright; SIGTERM gives its job back to the queue
+        exit_with_parent(parent)
     from service.settings import Settings
     from service.worker import Worker
 
@@ -60,10 +55,11 @@ def _worker_main(dev: bool, parent: int | None = None) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
-        # the current trial finishes its epoch loop unless the job is cancelled; a stop here
-        # leaves the job running so that another worker resumes it after the grace period
-        stop.set()
-        raise KeyboardInterrupt
+        # the running job is given back to the queue (Worker.run_job); a second signal must
+        # not interrupt that
+        if not stop.is_set():
+            stop.set()
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
     with contextlib.suppress(KeyboardInterrupt):
@@ -84,11 +80,11 @@ def _start_workers(count: int, dev: bool) -> list[SpawnProcess]:
 
 
 def _stop_workers(procs: list[SpawnProcess]) -> None:
+    terminate(procs)
     for proc in procs:
-        if proc.is_alive() and proc.pid:
-            os.kill(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        proc.join(timeout=30)
+        proc.join(timeout=STOP_TIMEOUT_S)
+        if proc.is_alive():
+            proc.kill()
 
 
 DevOpt = Annotated[
@@ -105,17 +101,15 @@ def serve(
     dev: DevOpt = False,
 ) -> None:
     """Serve the HTTP API and the dashboard; by default with one job worker process."""
-    import uvicorn
-
     from service.app import create_app
 
     settings = _settings(dev)
     app = create_app(settings)
     procs = _start_workers(1, dev) if worker else []
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        run_server(app, host, port, on_signal=lambda: terminate(procs))
     finally:
-        _stop_workers(procs)
+        end_children()  # the workers, and the process building the backbone table
 
 
 def worker(

@@ -4,8 +4,8 @@ The dashboard's single-page app asks for absolute URLs (``/dashboard…`` for pa
 ``/api/…`` for data, ``/static/…`` for its bundle) and has no URL-prefix option, so those
 three prefixes are routed, unchanged, to its WSGI app; the API itself lives under ``/v1``.
 A browser authenticates with HTTP Basic (any user name, an API key as password), or through
-``/login``, which sets a signed session cookie (an HMAC of its expiry under the key, so
-removing a key from the settings ends its sessions).
+``/login`` (``service.login``), which sets a signed session cookie (an HMAC of its expiry
+under the key, so removing a key from the settings ends its sessions).
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ import hmac
 import html
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import parse_qs
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from a2wsgi import WSGIMiddleware
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from service.deps import key_is_valid
+from service.gate import client_address
 from service.settings import Settings
+from service.throttle import KeyThrottle, too_many_message
 
 if TYPE_CHECKING:
     from a2wsgi.asgi_typing import HTTPScope
@@ -45,7 +45,7 @@ def session_cookie(key: str, now: float | None = None) -> str:
     return f"{expiry}.{_sign(key, expiry)}"
 
 
-def _cookie_ok(value: str, settings: Settings) -> bool:
+def session_valid(value: str, settings: Settings) -> bool:
     expiry, _, sig = value.partition(".")
     if not expiry.isdigit() or int(expiry) < time.time():
         return False
@@ -53,19 +53,27 @@ def _cookie_ok(value: str, settings: Settings) -> bool:
     return any(hits)
 
 
-def authorized(headers: dict[str, str], cookies: dict[str, str], settings: Settings) -> bool:
+Credentials = Literal["accepted", "absent", "refused"]
+
+
+def check_credentials(
+    headers: dict[str, str], cookies: dict[str, str], settings: Settings
+) -> Credentials:
+    """A key sent as Bearer or as the password of HTTP Basic is accepted or refused; without
+    one, a valid session cookie is accepted and anything else counts as absent (an expired
+    cookie is not a guess)."""
     if settings.dev:
-        return True
+        return "accepted"
     scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        return key_is_valid(value.strip(), settings)
-    if scheme.lower() == "basic":
-        try:
-            _, _, password = base64.b64decode(value.strip()).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        return key_is_valid(password, settings)
-    return _cookie_ok(cookies.get(COOKIE, ""), settings)
+    if scheme.lower() in ("bearer", "basic"):
+        key = value.strip()
+        if scheme.lower() == "basic":
+            try:
+                key = base64.b64decode(key).decode().partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                return "refused"
+        return "accepted" if key_is_valid(key, settings) else "refused"
+    return "accepted" if session_valid(cookies.get(COOKIE, ""), settings) else "absent"
 
 
 def _cookies(raw: str) -> dict[str, str]:
@@ -73,13 +81,38 @@ def _cookies(raw: str) -> dict[str, str]:
     return {name: value for name, _, value in pairs if name}
 
 
-class DashboardMount:
-    """ASGI: dashboard paths go to optuna-dashboard after the key check, the rest to ``app``."""
+_NEEDED = (
+    "<p>The dashboard needs an API key: "
+    '<a href="/login">log in</a>, or send it as the password of HTTP Basic.</p>'
+)
+_REFUSED = (
+    "<p role=alert>That key is not accepted. "
+    '<a href="/login">Log in</a> with a key from AUTOTRANSFER_API_KEYS.</p>'
+)
+_BASIC = {"WWW-Authenticate": 'Basic realm="autotransfer", charset="UTF-8"'}
 
-    def __init__(self, app: ASGIApp, wsgi_app: Any, settings: Settings) -> None:
+
+def _page(title: str, body: str, status_code: int, headers: dict[str, str]) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><title>{html.escape(title)}</title>{body}",
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+class DashboardMount:
+    """ASGI: dashboard paths go to optuna-dashboard after the key check, the rest to ``app``.
+
+    Wrong keys count towards the client's back-off (``throttle``), as on the API.
+    """
+
+    def __init__(
+        self, app: ASGIApp, wsgi_app: Any, settings: Settings, throttle: KeyThrottle
+    ) -> None:
         self.app = app
         self.dashboard = WSGIMiddleware(wsgi_app)
         self.settings = settings
+        self.throttle = throttle
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -87,77 +120,30 @@ class DashboardMount:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if authorized(headers, _cookies(headers.get("cookie", "")), self.settings):
-            if "accept-encoding" not in headers:
-                # optuna-dashboard's static route reads this header unguarded (500 without it)
-                scope = {**scope, "headers": [*scope["headers"], (b"accept-encoding", b"")]}
-            await self.dashboard(cast("HTTPScope", scope), receive, send)
+        response = self.refusal(scope, headers)
+        if response is not None:
+            await response(scope, receive, send)
             return
-        if "text/html" in headers.get("accept", "") and path.startswith("/dashboard"):
+        if "accept-encoding" not in headers:
+            # optuna-dashboard's static route reads this header unguarded (500 without it)
+            scope = {**scope, "headers": [*scope["headers"], (b"accept-encoding", b"")]}
+        await self.dashboard(cast("HTTPScope", scope), receive, send)
+
+    def refusal(self, scope: dict[str, Any], headers: dict[str, str]) -> Response | None:
+        if self.settings.dev:
+            return None
+        client = client_address(scope)
+        wait = self.throttle.retry_after(client)
+        if wait is not None:
+            message = f"<p role=alert>{html.escape(too_many_message(client, wait))}</p>"
+            return _page("Too many wrong keys", message, 429, {"Retry-After": str(wait)})
+        credentials = check_credentials(headers, _cookies(headers.get("cookie", "")), self.settings)
+        if credentials == "accepted":
+            return None
+        if credentials == "refused":
+            self.throttle.failed(client)
+            return _page("Key not accepted", _REFUSED, 401, _BASIC)
+        if "text/html" in headers.get("accept", "") and scope["path"].startswith("/dashboard"):
             # a browser opening the page: send it to the login form rather than a Basic prompt
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 303,
-                    "headers": [(b"location", b"/login"), (b"content-length", b"0")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b""})
-            return
-        body = (
-            b"<!doctype html><title>Log in</title><p>The dashboard needs an API key: "
-            b'<a href="/login">log in</a>, or send it as the password of HTTP Basic.</p>'
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"www-authenticate", b'Basic realm="autotransfer", charset="UTF-8"'),
-                    (b"content-type", b"text/html; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-
-login_router = APIRouter(include_in_schema=False)
-
-_FORM = """<!doctype html><html><head><title>autotransfer: log in</title></head><body>
-<h1>autotransfer dashboard</h1>{message}
-<form method="post" action="/login"><label>API key
-<input id="key" name="key" type="password" autocomplete="current-password" autofocus></label>
-<button id="login" type="submit">Log in</button></form></body></html>"""
-
-
-@login_router.get("/login")
-def login_form() -> HTMLResponse:
-    return HTMLResponse(_FORM.format(message=""))
-
-
-@login_router.post("/login", response_model=None)
-async def login(request: Request) -> HTMLResponse | RedirectResponse:
-    settings: Settings = request.app.state.settings
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    key = (form.get("key") or [""])[0]
-    if not key_is_valid(key, settings):
-        message = f"<p role=alert>{html.escape('That key is not accepted.')}</p>"
-        return HTMLResponse(_FORM.format(message=message), status_code=403)
-    response = RedirectResponse("/dashboard", status_code=303)
-    response.set_cookie(
-        COOKIE,
-        session_cookie(key),
-        max_age=SESSION_S,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    return response
-
-
-@login_router.post("/logout")
-def logout() -> RedirectResponse:
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE)
-    return response
+            return RedirectResponse("/login", status_code=303)
+        return _page("Log in", _NEEDED, 401, _BASIC)

@@ -37,15 +37,23 @@ def key_is_valid(key: str, settings: Settings) -> bool:
     return any(hits)
 
 
+MISSING_KEY = "missing API key: send the header 'Authorization: Bearer <key>'"
+WRONG_KEY = "this API key is not accepted"
+
+
+def needs_key(settings: Settings, *, write: bool) -> bool:
+    """Whether a route asks for a key: writes always, reads unless made public; none in dev."""
+    return not settings.dev and (write or not settings.public_reads)
+
+
 def _check(credentials: HTTPAuthorizationCredentials | None, settings: Settings) -> None:
+    # service.gate checks the same before the body is read; this keeps each route safe alone
     if credentials is None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing API key: send the header 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_401_UNAUTHORIZED, MISSING_KEY, headers={"WWW-Authenticate": "Bearer"}
         )
     if not key_is_valid(credentials.credentials, settings):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this API key is not accepted")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, WRONG_KEY)
 
 
 def require_write(
@@ -53,7 +61,7 @@ def require_write(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Mutating routes: a valid key, unless the server runs in development mode."""
-    if not settings.dev:
+    if needs_key(settings, write=True):
         _check(credentials, settings)
 
 
@@ -62,7 +70,7 @@ def require_read(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Reading routes: a valid key, unless in development mode or AUTOTRANSFER_PUBLIC_READS."""
-    if not (settings.dev or settings.public_reads):
+    if needs_key(settings, write=False):
         _check(credentials, settings)
 
 

@@ -9,7 +9,8 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from autotransfer.search import DEFAULT_STORAGE
+from autotransfer.storage import DEFAULT_STORAGE, StorageURL
+from service.throttle import parse_rule
 
 MIN_KEY_LENGTH = 16
 
@@ -26,8 +27,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AUTOTRANSFER_", extra="ignore")
 
-    database_url: str = Field(
-        DEFAULT_STORAGE, description="job store and Optuna storage (sqlite:///… or postgresql…)"
+    database_url: Annotated[StorageURL, NoDecode] = Field(
+        StorageURL.parse(DEFAULT_STORAGE),
+        description="job store and Optuna storage (sqlite:///… or postgresql…)",
     )
     dev: bool = Field(False, description="development mode: no API key needed")
     api_keys: Annotated[list[str], NoDecode] = Field(
@@ -49,8 +51,26 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1)
     dashboard: bool = True
     warm_catalog: bool = Field(True, description="build the backbone table at start-up")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest request body accepted (413 above it)"
+    )
+    auth_failures: str = Field(
+        "10/minute;100/hour",
+        description="wrong keys one client address may send before it gets 429 ('limits' rates)",
+    )
+    max_probe_pixels: int = Field(
+        256 * 128 * 128,
+        ge=8 * 8 * 8,
+        description="largest sample the recommender may probe, in images × input_size²",
+    )
 
     _split_keys = field_validator("api_keys", "data_roots", mode="before")(_split)
+
+    @field_validator("auth_failures")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rule(value)
+        return value
 
     @model_validator(mode="after")
     def _secure(self) -> Settings:

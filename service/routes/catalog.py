@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from fastapi import APIRouter, HTTPException, status
 
 from autotransfer.backbones import get_family, list_backbones, num_blocks
 from autotransfer.spec import load_spec, packaged_specs
 from service.deps import ReadKey
+from service.lifecycle import exit_with_parent
 from service.schemas import (
     BackbonePublic,
     BackbonesPublic,
@@ -67,15 +71,27 @@ def backbone_table() -> list[BackbonePublic]:
     """Computed once per process, in a short-lived child process: counting blocks builds
     each architecture, and a few (RegNet) are built with real weights (about 3 GB at peak,
     tens of seconds), which the API process should not keep. The app starts this in a
-    background thread."""
+    background thread (``warm_backbone_table``)."""
     global _backbones
     with _lock:
         if _backbones is None:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=context,
+                initializer=exit_with_parent,  # an orphan would wait on its queue for ever
+                initargs=(os.getpid(),),
+            ) as pool:
                 rows = pool.submit(_describe_backbones).result()
             _backbones = [BackbonePublic.model_validate(row) for row in rows]
         return _backbones
+
+
+def warm_backbone_table() -> None:
+    """``backbone_table`` at start-up; a server that stops meanwhile ends the pool's process
+    (``service.lifecycle.end_children``), which is no error."""
+    with contextlib.suppress(BrokenProcessPool):
+        backbone_table()
 
 
 @router.get("/backbones", response_model=BackbonesPublic)
