@@ -50,9 +50,7 @@ def create_app(settings: Settings | None = None) -> RequestGate:
     api.state.throttle = throttle = KeyThrottle(settings.auth_failures)
     api.add_exception_handler(UserInputError, _user_error)
     api.add_exception_handler(RequestValidationError, validation_error)
-    routers = [health_router, studies_router, catalog_router, login_router]
-    if _has_recommend():
-        routers.append(recommendations_router)
+    routers = [health_router, studies_router, catalog_router, recommendations_router, login_router]
     for router in routers:
         api.include_router(router)
     app: FastAPI | DashboardMount = api
@@ -60,11 +58,3 @@ def create_app(settings: Settings | None = None) -> RequestGate:
         wsgi_app = optuna_dashboard.wsgi(read_storage(settings.database_url))
         app = DashboardMount(api, wsgi_app, settings, throttle)
     return RequestGate(app, [r for router in routers for r in router.routes], settings, throttle)
-
-
-def _has_recommend() -> bool:
-    try:
-        from autotransfer.recommend import recommend  # noqa: F401
-    except ImportError:
-        return False
-    return True

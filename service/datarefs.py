@@ -43,8 +43,9 @@ def check_path(field: str, ref: str, roots: list[Path]) -> Path:
         exists = resolved.exists()
     except OSError as exc:  # e.g. a name longer than the file system allows
         raise RefError(
-            field, f"{field}={ref[:80]!r}… is not a usable path ({exc.strerror}); name a file "
-            "or folder inside the data roots."
+            field,
+            f"{field}={ref[:80]!r}… is not a usable path ({exc.strerror}); name a file "
+            "or folder inside the data roots.",
         ) from None
     if not any(resolved.is_relative_to(root) for root in roots):
         raise RefError(

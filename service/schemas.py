@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autotransfer.data import DatasetRef
 from autotransfer.search import SearchOptions
-
 from service.db import JobState
 
 TINY_STUDY: dict[str, Any] = {

@@ -64,7 +64,9 @@ def validate_study(body: StudyCreate, settings: Settings) -> dict[str, Any]:
             "timeout_s": timeout,
         }
     )
-    return resolved.model_dump(mode="json", exclude_unset=False)
+    # a job with an inline spec stores no space name: re-validated by the worker, the body
+    # must still name its search space one way only
+    return resolved.model_dump(mode="json", exclude={"space"} if body.spec is not None else None)
 
 
 def search_request(body: dict[str, Any], *, study_name: str, settings: Settings) -> SearchRequest:

@@ -22,11 +22,13 @@ from autotransfer.search import (
     SearchRequest,
     SearchSession,
     Seed,
+    Ticket,
     TrialEnd,
     prepare,
     run_search,
 )
 from autotransfer.search._optuna import work
+from autotransfer.search._session import SKIPPED
 from autotransfer.spec import load_spec, optuna_pruner, optuna_sampler, parse_spec, suggest
 from autotransfer.storage import open_storage as make_storage
 
@@ -503,3 +505,64 @@ def test_journal_storage_and_multi_objective_pareto(tmp_path: Path) -> None:
     assert (tmp_path / "study.log").stat().st_size > 0
     again = run_search(request)  # resumes from the journal: nothing left to run
     assert len(again.get_trials()) == 3
+
+
+def _pretend(config: object, dataset: object, *, cache: object, on_epoch: Any) -> TrialEnd:
+    """A trainer that trains nothing: one epoch at 0.5 (the engine's records, not learning)."""
+    on_epoch(EpochReport(epoch=1, val_accuracy=0.5, elapsed_s=0.1, trainable_parameters=9))
+    return TrialEnd(0.5, 1, 0.5, 0.1)
+
+
+def _engine_request(tmp_path: Path, **update: Any) -> SearchRequest:
+    fields: dict[str, Any] = dict(
+        dataset=TINY_DATA,
+        space="small_data",
+        trials=2,
+        max_epochs=1,
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/engine.db",
+        study_name="engine",
+        device="cpu",
+    )
+    return SearchRequest(**{**fields, **update})
+
+
+def test_a_seed_killed_with_its_worker_is_failed_with_why_and_run_once_more(
+    tmp_path: Path,
+) -> None:
+    p = prepare(_engine_request(tmp_path, heartbeat_interval=1, grace_period=2))
+    dead = SearchSession.open(p)
+    dead.enqueue_seeds([Seed({"freeze_depth": 1, "base_lr": 0.05})])
+    taken = dead.ask()  # the worker that takes the seed, beats once, and is killed
+    assert isinstance(taken, Ticket)
+    dead.study._storage.record_heartbeat(taken.trial._trial_id)
+    time.sleep(3.5)  # past the grace period
+    alive = SearchSession.open(p)
+    work(alive, trainer=_pretend)
+    killed, *rest = alive.study.get_trials()
+    assert killed.state == TrialState.FAIL
+    assert (read_trial(killed).error or "").startswith("stale heartbeat: its worker stopped")
+    (retry,) = [t for t in rest if read_trial(t).retry_of == killed.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == killed.params
+    assert read_trial(retry).source == "recommender"  # still the recommender's seed
+
+
+def test_seeds_an_ended_search_never_ran_are_failed_then_run_by_a_longer_one(
+    tmp_path: Path,
+) -> None:
+    seeds = [Seed({"freeze_depth": k, "base_lr": 0.05}) for k in (0, 1, 2)]
+    session = SearchSession.open(prepare(_engine_request(tmp_path, trials=1)))
+    session.enqueue_seeds(seeds)
+    work(session, trainer=_pretend)
+    session.close()
+    trials = session.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert all(read_trial(t).error == SKIPPED for t in trials[1:])
+    assert [t.params["freeze_depth"] for t in trials[1:]] == [1, 2]  # recorded as they were
+    longer = SearchSession.open(prepare(_engine_request(tmp_path, trials=3)))
+    longer.enqueue_seeds(seeds)  # already seeded: the skipped seeds come back, once
+    work(longer, trainer=_pretend)
+    longer.close()
+    again = longer.study.get_trials()[3:]
+    assert [read_trial(t).retry_of for t in again] == [1, 2]
+    assert all(t.state == TrialState.COMPLETE for t in again) and len(again) == 2

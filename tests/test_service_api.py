@@ -113,6 +113,9 @@ def test_keys_are_required_and_checked(service: dict[str, Any]) -> None:
     assert r.status_code == 200
 
 
+NO_SPACE = {k: v for k, v in TINY.items() if k != "space"}
+
+
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
@@ -122,7 +125,7 @@ def test_keys_are_required_and_checked(service: dict[str, Any]) -> None:
         ({**TINY, "backbone": "resnet9000"}, "backbone", "GET /v1/backbones"),
         ({**TINY, "space": "nope"}, "space", "small_data"),
         ({**TINY, "space": "/etc/passwd"}, "space", "packaged"),
-        ({**TINY, "spec": {"name": "x", "parameters": {"lr": 1}}}, "spec", "invalid"),
+        ({**NO_SPACE, "spec": {"name": "x", "parameters": {"lr": 1}}}, "spec", "invalid"),
         ({**TINY, "dataset": "synthetic:classes=100,per_class=2000"}, "dataset", "MiB"),
         ({**TINY, "dataset": "synthetic:colour=1"}, "dataset", "not key=value"),
         ({k: v for k, v in TINY.items() if k != "dataset"}, "dataset", "Field required"),
@@ -135,6 +138,23 @@ def test_invalid_bodies_are_422_naming_the_field(
     assert r.status_code == 422, r.text
     errors = r.json()["detail"]
     assert any(e["loc"][-1] == field and words in e["msg"] for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({**TINY, "spec": SLOW_SPEC}, "either space"),  # which would win was unclear
+        ({**TINY, "trials": True}, "valid integer"),  # was read as 1
+        ({**TINY, "trials": "3"}, "valid integer"),  # was read as 3
+        ({**TINY, "max_epochs": 2.0}, "valid integer"),
+    ],
+)
+def test_ambiguous_or_loosely_typed_bodies_are_refused(
+    service: dict[str, Any], body: dict[str, Any], words: str
+) -> None:
+    r = _client(service).post("/v1/studies", json=body, headers=AUTH)
+    assert r.status_code == 422, r.text
+    assert any(words in e["msg"] for e in r.json()["detail"]), r.text
 
 
 def test_traversal_is_refused_before_anything_is_read(
@@ -388,11 +408,9 @@ def test_a_study_deleted_in_the_dashboard_shows_as_missing_on_its_job(
 ) -> None:
     client = _client(service)
     job = _submit(client, {**TINY, "study_name": "deleted-behind"})
-    wait_for(
-        lambda: _state(client, job["id"])["state"] == "succeeded", 120, "the job to succeed"
-    )
+    wait_for(lambda: _state(client, job["id"])["state"] == "succeeded", 120, "the job to succeed")
     assert _state(client, job["id"])["study_missing"] is False
-    studies = client.get("/api/studies", headers=AUTH).json()["studies"]
+    studies = client.get("/api/studies", headers=AUTH).json()["study_summaries"]
     (study_id,) = [s["study_id"] for s in studies if s["study_name"] == "deleted-behind"]
     gone = client.delete(f"/api/studies/{study_id}", headers=AUTH)  # optuna-dashboard's route
     assert gone.status_code in (200, 204), gone.text

@@ -237,8 +237,8 @@ class SearchSession:
 
     def _recover_stale(self) -> None:
         """Fail the trials whose worker died (stale heartbeat), saying so, and enqueue each
-        for one more run while the study still has trials to run: a killed worker is no
-        verdict on its configuration."""
+        for one more run when the budget has room for it behind the trials already queued:
+        a killed worker is no verdict on its configuration."""
         storage = self.study._storage
         get_interval = getattr(storage, "get_heartbeat_interval", None)
         if get_interval is None or not get_interval():
@@ -250,8 +250,10 @@ class SearchSession:
                 record.write_trial(storage, trial_id, error=STALE)
         with quiet_heartbeat():
             optuna.storages.fail_stale_trials(self.study)
-        if self.finished() >= self.spec.budget.trials:
-            return  # nothing more will run: a retry would only be skipped
+        trials = self.study.get_trials(deepcopy=False)
+        ahead = sum(t.state in (*FINISHED, TrialState.RUNNING, TrialState.WAITING) for t in trials)
+        if ahead >= self.spec.budget.trials:
+            return  # finished, running and queued trials fill the budget: it would be skipped
         for trial_id in stale:
             frozen = storage.get_trial(trial_id)
             if frozen.state == TrialState.FAIL and record.read_trial(frozen).error == STALE:

@@ -12,7 +12,7 @@ Scalar = bool | int | float | str
 
 
 class _Param(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     when: dict[str, Scalar] | None = Field(
         None, description="search this parameter only when earlier parameters have these values"

@@ -18,7 +18,7 @@ SEARCHABLE = sorted(set(TrialConfig.model_fields) - _NOT_SEARCHABLE)
 class SearchSpec(BaseModel):
     """A declarative search space; one file works for any backbone (see ``DepthParam``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
