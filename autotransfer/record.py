@@ -62,6 +62,8 @@ class StudyInfo:
     recommendation_audit: dict[str, Any] | None = None
     # the Ray backend's Tune experiment folder
     ray_experiment: str | None = None
+    # why the last run of the search stopped ("settled: …", "trials: …", "timeout: …")
+    stop_reason: str | None = None
 
     IDENTITY = ("backbone", "dataset_fingerprint", "space", "input_size")
 

@@ -64,16 +64,17 @@ def validate_study(body: StudyCreate, settings: Settings) -> dict[str, Any]:
             "timeout_s": timeout,
         }
     )
-    # a job with an inline spec stores no space name: re-validated by the worker, the body
-    # must still name its search space one way only
-    return resolved.model_dump(mode="json", exclude={"space"} if body.spec is not None else None)
+    return resolved.model_dump(mode="json")
 
 
 def search_request(body: dict[str, Any], *, study_name: str, settings: Settings) -> SearchRequest:
     """The library request for a stored job. An inline spec travels as values inside the
     request, so every process and Ray node that runs a trial has it without any file."""
+    if body.get("spec") is not None:  # a stored body also carries the default space name
+        body = {key: value for key, value in body.items() if key != "space"}
     job = StudyCreate.model_validate(body)
-    options = job.model_dump(exclude={"spec", "study_name"})
+    inline = job.spec is not None
+    options = job.model_dump(mode="json", exclude={"spec", "study_name", *(["space"] * inline)})
     return SearchRequest(
         **options,
         spec=parse_spec(job.spec, source="spec") if job.spec is not None else None,

@@ -189,3 +189,72 @@ def test_frozen_features_are_cached(study: optuna.Study) -> None:
     backend = "ray" if any(read_trial(t).ray_node for t in study.trials) else "optuna"
     entries = [p for p in CACHE_DIRS[backend].rglob("*") if p.is_file()]
     assert entries, f"no cached features in {CACHE_DIRS[backend]}"
+
+
+# --- stopping: the same self-stopping search on every backend -------------------------------
+
+SETTLING = {
+    **SPACE,
+    "name": "settling",
+    "budget": {
+        "trials": 12,  # a cap the search never reaches: it stops once settled
+        "max_epochs": 2,
+        "min_epochs": 1,
+        "pruner": {"type": "decision"},
+        "stop": "settled",
+        "patience": 2,
+        "sampler": {"type": "random"},
+        "seed": 0,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def settled_studies() -> dict[str, optuna.Study]:
+    return {}
+
+
+@pytest.fixture(params=["optuna", "ray"])
+def settled_study(
+    request: pytest.FixtureRequest,
+    settled_studies: dict[str, optuna.Study],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> optuna.Study:
+    """A good seed, then two hopeless ones that cannot change the decision: the decision
+    pruner stops each after its first epoch and the search then stops by itself."""
+    backend = request.param
+    if backend not in settled_studies:
+        if backend == "ray":
+            request.getfixturevalue("ray_session")
+        root = tmp_path_factory.mktemp(f"settle-{backend}")
+        space = root / "settling.yaml"
+        space.write_text(yaml.safe_dump(SETTLING, sort_keys=False))
+        search = SearchRequest(
+            dataset=DATA,
+            space=str(space),
+            input_size=32,
+            storage=f"sqlite:///{root}/study.db",
+            study_name=f"settle-{backend}",
+            device="cpu",
+            threads=1,
+            backend=backend,
+            max_concurrent_trials=1,
+        )
+        run_search(
+            search, seeds=[Seed(GOOD), Seed(HOPELESS), Seed({**HOPELESS, "freeze_depth": 1})]
+        )
+        settled_studies[backend] = optuna.load_study(
+            study_name=f"settle-{backend}", storage=make_storage(search.storage)
+        )
+    return settled_studies[backend]
+
+
+def test_the_search_stops_by_itself_once_its_decision_is_settled(
+    settled_study: optuna.Study,
+) -> None:
+    trials = settled_study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
+    assert [read_trial(t).epochs_run for t in trials] == [2, 1, 1]
+    reason = read_study(settled_study).stop_reason or ""
+    assert reason.startswith("settled: the chosen configuration (trial #0)"), reason
+    assert "over the last 2 of 3 finished trials" in reason

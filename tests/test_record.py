@@ -26,6 +26,7 @@ STUDY_NAMES = (
     "recommendation",
     "recommendation_audit",
     "ray_experiment",
+    "stop_reason",
 )
 TRIAL_NAMES = (
     "source",

@@ -71,6 +71,9 @@ def train_cmd(
     label_smoothing: Annotated[float, typer.Option(help="cross-entropy label smoothing")] = 0.0,
     l2sp: Annotated[float, typer.Option(help="L2-SP strength towards pretrained weights")] = 0.0,
     lp_ft_epochs: Annotated[int, typer.Option(help="head-only epochs before unfreezing")] = 0,
+    warm_start: Annotated[
+        bool, typer.Option(help="start the head from a linear probe on the frozen top features")
+    ] = False,
     freeze_bn_stats: Annotated[
         bool, typer.Option(help="also fix BatchNorm statistics in trained blocks")
     ] = False,
@@ -133,6 +136,7 @@ def train_cmd(
             label_smoothing=label_smoothing,
             l2sp=l2sp,
             lp_ft_epochs=lp_ft_epochs,
+            warm_start=warm_start,
             freeze_bn_stats=freeze_bn_stats,
             bn_momentum=bn_momentum or None,
             augment=augment,

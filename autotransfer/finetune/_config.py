@@ -37,6 +37,11 @@ class TrialConfig(BaseModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     l2sp: float = Field(0.0, ge=0, description="L2-SP strength: pull towards pretrained weights")
     lp_ft_epochs: int = Field(0, ge=0, description="first epochs train the head only (LP-FT)")
+    warm_start: bool = Field(
+        False,
+        description="start the head from a linear probe on the frozen top features (fitted "
+        "once, shared by every trial on the same data) instead of random weights",
+    )
     augment: bool = False
     input_size: int = Field(224, ge=8, le=4096)
     seed: int = 0

@@ -23,6 +23,7 @@ from autotransfer.finetune._optim import make_optimizer, make_scheduler
 from autotransfer.finetune._param_groups import param_groups
 from autotransfer.finetune._regularizers import L2SP
 from autotransfer.finetune._result import EpochMetrics, TrialResult
+from autotransfer.finetune._warm import probe_head
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,8 @@ def fit(
         backbone.to(memory_format=torch.channels_last)
     log.info("trial config: %s", config.model_dump())
     start = time.perf_counter()
+    if config.warm_start:
+        backbone.load_head(probe_head(backbone, dataset, config, device, precision, cache))
     feed = make_feed(config, dataset, backbone, device, precision, cache)
 
     history: list[EpochMetrics] = []

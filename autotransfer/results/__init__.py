@@ -8,6 +8,8 @@ from autotransfer.results._decision import (
     Decision,
     DepthRow,
     by_depth,
+    choose,
+    cost_of,
     decide,
     depth_of,
 )
@@ -21,6 +23,8 @@ __all__ = [
     "StudySummary",
     "audit_recommendation",
     "by_depth",
+    "choose",
+    "cost_of",
     "curves_figure",
     "decide",
     "depth_figure",

@@ -48,7 +48,8 @@ def _accuracy(t: FrozenTrial) -> float:
     return t.values[0]
 
 
-def _cost(t: FrozenTrial) -> tuple[float, float]:
+def cost_of(t: FrozenTrial) -> tuple[float, float]:
+    """What "cheapest" compares: trainable parameters, then training seconds."""
     info = record.read_trial(t)
     params, seconds = info.trainable_parameters, info.train_time_s
     return (
@@ -86,6 +87,18 @@ def by_depth(trials: list[FrozenTrial]) -> list[DepthRow]:
     return rows
 
 
+def choose(
+    trials: list[FrozenTrial], *, tolerance: float = DEFAULT_TOLERANCE
+) -> tuple[FrozenTrial, FrozenTrial] | None:
+    """``(best, chosen)`` among the COMPLETE trials of ``trials`` (see :func:`decide`)."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    if not complete:
+        return None
+    best = max(complete, key=_accuracy)
+    close = [t for t in complete if _accuracy(t) >= _accuracy(best) - tolerance - 1e-12]
+    return best, min(close, key=lambda t: (*cost_of(t), -_accuracy(t), t.number))
+
+
 def decide(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> Decision | None:
     """Best trial, and the cheapest COMPLETE trial within ``tolerance`` of its accuracy.
 
@@ -97,12 +110,10 @@ def decide(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> Deci
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, but got {tolerance=}.")
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-    if not complete:
+    picked = choose(trials, tolerance=tolerance)
+    if picked is None:
         return None
-    best = max(complete, key=_accuracy)
-    close = [t for t in complete if _accuracy(t) >= _accuracy(best) - tolerance - 1e-12]
-    chosen = min(close, key=lambda t: (*_cost(t), -_accuracy(t), t.number))
+    best, chosen = picked
     pareto = sorted(t.number for t in study.best_trials) if len(study.directions) > 1 else []
     return Decision(
         best_trial=best.number,

@@ -212,14 +212,17 @@ def _trainable() -> Any:
 def _new_tuner(session: SearchSession, trainable: Any, root: Path, name: str, missing: int) -> Any:
     from ray import tune
 
-    from autotransfer.search._ray_searcher import CancelStopper, EngineSearcher
+    from autotransfer.search._ray_searcher import CancelStopper, EngineScheduler, EngineSearcher
 
     spec, request = session.spec, session.prepared.request
+    name_ = session.study.study_name
+    # the decision pruner needs the engine's decision; the others are Tune's own schedulers
+    engine_prunes = spec.budget.pruner.type == "decision" and spec.budget.objective == "accuracy"
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=EngineSearcher(session.study.study_name),
-            scheduler=ray_scheduler(spec),
+            search_alg=EngineSearcher(name_),
+            scheduler=EngineScheduler(name_) if engine_prunes else ray_scheduler(spec),
             # a cap, not the count: the engine ends the run once enough trials finished;
             # failed trials are replaced up to this many
             num_samples=2 * missing + 2,
@@ -229,7 +232,7 @@ def _new_tuner(session: SearchSession, trainable: Any, root: Path, name: str, mi
         run_config=tune.RunConfig(
             name=name,
             storage_path=str(root),
-            stop=CancelStopper(session.study.study_name),
+            stop=CancelStopper(name_),
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0,
         ),

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
@@ -68,13 +69,43 @@ class CancelStopper(Stopper):
         return False
 
 
+class EngineScheduler(FIFOScheduler):
+    """Tune's scheduler interface over the engine's pruner (the decision pruner): after each
+    epoch the engine records the report and says whether the trial goes on."""
+
+    def __init__(self, study_name: str) -> None:
+        super().__init__()
+        self.study_name = study_name
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        session = _session(self.study_name)
+        ticket = session.find(ray_trial_id=trial.trial_id)
+        if ticket is None or not _record_epoch(session, ticket, result):
+            return TrialScheduler.CONTINUE
+        verdict = session.verdict(ticket, EpochReport.from_dict(result))
+        return TrialScheduler.STOP if verdict == "prune" else TrialScheduler.CONTINUE
+
+
+def _record_epoch(session: SearchSession, ticket: Ticket, result: dict[str, Any]) -> bool:
+    """Hand an epoch's report to the engine; False for a report that carries no epoch."""
+    info = record.TrialInfo.from_attrs(result)
+    if not result.get(TIME_ATTR) or info.error is not None:
+        return False
+    session.started(ticket, worker=info.worker, ray_node=info.ray_node)
+    session.epoch(ticket, EpochReport.from_dict(result))
+    return True
+
+
 class EngineSearcher(Searcher):
-    """A Tune searcher whose configurations and records come from the engine's session."""
+    """A Tune searcher whose configurations and records come from the engine's session.
+
+    It keeps no state of its own: a Tune trial is found in the study by its ``ray_trial_id``
+    record, also after ``Tuner.restore`` resumes an experiment.
+    """
 
     def __init__(self, study_name: str) -> None:
         super().__init__(metric=METRIC, mode="max")
         self.study_name = study_name
-        self._numbers: dict[str, int] = {}  # Tune trial id → Optuna trial number
         self._last: dict[str, dict[str, Any]] = {}
 
     def set_search_properties(
@@ -91,55 +122,42 @@ class EngineSearcher(Searcher):
             return None  # every remaining slot is held by a running trial
         assert isinstance(ticket, Ticket)
         session.annotate(ticket, ray_trial_id=trial_id)
-        self._numbers[trial_id] = ticket.number
         return dict(ticket.params)
 
-    def _ticket(self, trial_id: str) -> Ticket | None:
-        number = self._numbers.get(trial_id)
-        return None if number is None else _session(self.study_name).ticket(number)
-
-    def _record_epoch(self, session: SearchSession, ticket: Ticket, result: dict[str, Any]) -> None:
-        info = record.TrialInfo.from_attrs(result)
-        if not result.get(TIME_ATTR) or info.error is not None:
-            return
-        session.started(ticket, worker=info.worker, ray_node=info.ray_node)
-        session.epoch(ticket, EpochReport.from_dict(result))
-
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        ticket = self._ticket(trial_id)
-        if ticket is None:
-            return
-        self._last[trial_id] = result
-        self._record_epoch(_session(self.study_name), ticket, result)
+        session = _session(self.study_name)
+        ticket = session.find(ray_trial_id=trial_id)
+        if ticket is not None:
+            self._last[trial_id] = result
+            _record_epoch(session, ticket, result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        ticket = self._ticket(trial_id)
+        session = _session(self.study_name)
+        ticket = session.find(ray_trial_id=trial_id)
+        last = {**self._last.pop(trial_id, {}), **(result or {})}
         if ticket is None:
             return
-        session = _session(self.study_name)
-        last = {**self._last.pop(trial_id, {}), **(result or {})}
         failure = record.TrialInfo.from_attrs(last)
         end = TrialEnd.from_dict(last)
         if failure.error is not None or error:
             reason = failure.error or "Ray reported the trial as failed (its worker or node died)"
             session.failed(ticket, reason, failure.traceback)
         elif end is not None:
-            self._record_epoch(session, ticket, last)  # a STOP decision skips on_trial_result
+            _record_epoch(session, ticket, last)  # a STOP decision skips on_trial_result
             session.completed(ticket, end)
         elif last.get(TIME_ATTR) and not session.should_stop():
-            self._record_epoch(session, ticket, last)
+            _record_epoch(session, ticket, last)
             session.pruned(ticket)  # the scheduler stopped it after some epochs
         else:  # cancelled, or stopped before its first epoch: rerun when resumed
             session.cancelled(ticket, int(last.get(TIME_ATTR) or 0))
-        self._numbers.pop(trial_id, None)
 
     def save(self, checkpoint_path: str) -> None:
+        # the study is the state: Tune's checkpoint only names it
         with open(checkpoint_path, "w", encoding="utf-8") as f:
-            json.dump({"study_name": self.study_name, "trials": self._numbers}, f)
+            json.dump({"study_name": self.study_name}, f)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, encoding="utf-8") as f:
-            state = json.load(f)
-        self._numbers = {str(k): int(v) for k, v in state["trials"].items()}
+            self.study_name = json.load(f)["study_name"]

@@ -24,13 +24,13 @@ from optuna.trial import FrozenTrial, TrialState
 from autotransfer import record
 from autotransfer.errors import UserInputError
 from autotransfer.finetune import TrialConfig
+from autotransfer.search._policy import settled, study_pruner
 from autotransfer.search._prepared import PreparedSearch, Seed
 from autotransfer.search._trial import EpochReport, TrialEnd, trial_config
 from autotransfer.spec import (
     SearchSpec,
     fit_to_space,
     optuna_directions,
-    optuna_pruner,
     optuna_sampler,
     suggest,
 )
@@ -45,6 +45,7 @@ STALE = (
     "lost); run once more"
 )
 SKIPPED = "skipped: the search ended before this enqueued configuration ran"
+CANCELLED = "cancelled"
 Verdict = Literal["continue", "prune", "cancel"]
 
 
@@ -86,7 +87,7 @@ def open_study(p: PreparedSearch, *, worker_index: int = 0) -> optuna.Study:
             study_name=p.study_name,
             directions=optuna_directions(p.spec),
             sampler=optuna_sampler(p.spec, seed=p.spec.budget.seed + worker_index),
-            pruner=optuna_pruner(p.spec),
+            pruner=study_pruner(p.spec),
             load_if_exists=True,
         )
     finally:
@@ -196,9 +197,9 @@ class SearchSession:
 
     def _ended(self) -> str | None:
         if self.should_stop():
-            return "cancelled"
+            return CANCELLED
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            return "timeout"
+            return f"timeout: no trial starts after {self.spec.budget.timeout_s:g} s"
         return None
 
     # --- handing out trials ---------------------------------------------------------------
@@ -221,8 +222,17 @@ class SearchSession:
             states = [t.state for t in self.study.get_trials(deepcopy=False)]
             finished = sum(s in FINISHED for s in states)
             if finished >= target:
-                self.stop_reason = "trials"
+                self.stop_reason = f"trials: the {target} requested trials have finished"
                 return None
+            if self.spec.budget.stop == "settled":
+                done = settled(
+                    self.study.get_trials(deepcopy=False),
+                    patience=self.spec.budget.patience,
+                    tolerance=self.spec.budget.tolerance,
+                )
+                if done is not None:
+                    self.stop_reason = done.reason()
+                    return None
             if finished + states.count(TrialState.RUNNING) >= target:
                 return WAIT
             with quiet_heartbeat():
@@ -276,8 +286,9 @@ class SearchSession:
         """After the last trial: a search that ended (not a cancel, which is resumed) fails
         the enqueued configurations it will never run, saying so, so that nothing waits
         forever in the storage or the dashboard."""
-        if self.stop_reason in (None, "cancelled"):
+        if self.stop_reason in (None, CANCELLED):
             return
+        record.write_study(self.study, stop_reason=self.stop_reason)
         with study_lock(self.prepared.request.storage, self.study.study_name):
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
             for _ in waiting:
@@ -298,6 +309,18 @@ class SearchSession:
             ticket.written.update(frozen.user_attrs)
             self._tickets[number] = ticket
         return self._tickets[number]
+
+    def find(self, **attrs: Any) -> Ticket | None:
+        """The running trial whose records hold ``attrs`` (e.g. ``ray_trial_id=…``), also one
+        an earlier run of this study started; None when there is none."""
+        wanted = record.trial_attrs(**attrs)
+        for ticket in self._tickets.values():
+            if all(ticket.written.get(k) == v for k, v in wanted.items()):
+                return ticket
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if all(trial.user_attrs.get(k) == v for k, v in wanted.items()):
+                return self.ticket(trial.number)
+        return None
 
     def config(self, ticket: Ticket) -> TrialConfig:
         """The ticket's training configuration (raises for an invalid combination)."""

@@ -32,8 +32,14 @@ class NoPruner(_Strict):
     type: Literal["none"]
 
 
+class DecisionPruner(_Strict):
+    """Stop a trial once it cannot change the decision (``autotransfer.search``'s engine)."""
+
+    type: Literal["decision"]
+
+
 PrunerSpec = Annotated[
-    HyperbandPruner | SuccessiveHalvingPruner | MedianPruner | NoPruner,
+    HyperbandPruner | SuccessiveHalvingPruner | MedianPruner | NoPruner | DecisionPruner,
     Field(discriminator="type"),
 ]
 
@@ -74,6 +80,15 @@ class Budget(_Strict):
     sampler: SamplerSpec = TPESampler()
     objective: Literal["accuracy", "accuracy_and_cost"] = "accuracy"
     seed: int = 0
+    stop: Literal["trials", "settled"] = Field(
+        "trials",
+        description="trials: run until `trials` have finished; settled: stop once the "
+        "decision has not changed over `patience` finished trials (`trials` stays a cap)",
+    )
+    patience: int = Field(4, ge=1, description="settled: finished trials that must leave it")
+    tolerance: float = Field(
+        0.005, ge=0, le=1, description="accuracy a cheaper choice may give up (0.005: half a point)"
+    )
 
     @model_validator(mode="after")
     def _epochs(self) -> Budget:

@@ -134,6 +134,11 @@ def optuna_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
             n_startup_trials=pruner.n_startup_trials,
             n_warmup_steps=max(pruner.n_warmup_steps, budget.min_epochs - 1),
         )
+    if pruner.type == "decision":
+        raise ValueError(
+            "the decision pruner judges trials by the search's decision: the search engine "
+            "builds it (autotransfer.search), not this compiler."
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -208,6 +213,11 @@ def ray_scheduler(
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
     pruner, budget = spec.budget.pruner, spec.budget
+    if pruner.type == "decision":
+        raise ValueError(
+            "the decision pruner judges trials by the search's decision: on Ray the search "
+            "engine applies it through its own Tune scheduler (autotransfer.search)."
+        )
     if pruner.type == "none" or budget.objective == "accuracy_and_cost":
         return FIFOScheduler()
     if pruner.type == "median":

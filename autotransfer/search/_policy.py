@@ -1,0 +1,127 @@
+"""How a search spends its epochs and when it is done, judged by the decision it will report.
+
+The decision (``results.decide``) is the cheapest complete configuration within the
+tolerance of the best. A trial is worth its remaining epochs only if it could still change
+that decision, and a search is done once trials stop changing it:
+
+- ``DecisionPruner`` stops a trial after an epoch when even an optimistic projection of its
+  curve cannot make it the choice: neither cheaper than the chosen configuration and within
+  the tolerance of the best, nor better than the best by more than the tolerance.
+- ``settled`` says the search is done once nothing is queued (every seed has run) and the
+  chosen configuration has not changed over the last ``patience`` finished trials.
+
+A first complete trial is needed before anything is pruned: the first trial (the
+recommender's configuration) always runs to its end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autotransfer.results import choose, cost_of
+from autotransfer.spec import SearchSpec, optuna_pruner
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+# How far a configuration's accuracy after epoch e (of E) may still climb relative to the
+# chosen configuration's over the remaining epochs, as a function of e / E: the slack the
+# projection adds. Fitted on warm-started trials of the digits and fmnist-1k grids (see
+# docs/benchmarks.md, "Warm start"); fmnist-20k is held out to check it.
+SLACK = ((0.2, 0.020), (0.4, 0.012), (0.7, 0.006), (1.0, 0.0))
+
+
+def slack(progress: float) -> float:
+    """The projection's slack after ``progress`` = e / E of the epochs (step function)."""
+    for upto, value in SLACK:
+        if progress <= upto + 1e-9:
+            return value
+    return 0.0
+
+
+class DecisionPruner(optuna.pruners.BasePruner):
+    """Prunes a trial that cannot change the decision (see the module docstring).
+
+    Its projected accuracy is its accuracy after epoch e, plus what the chosen configuration
+    gained from epoch e to its end, plus :func:`slack`. It may change the decision if it is
+    cheaper than the chosen configuration (fewer trainable parameters) and projected within
+    ``tolerance`` of the best, or projected above the best by more than ``tolerance``.
+    Nothing is pruned before ``min_epochs`` or while no trial has completed.
+    """
+
+    def __init__(self, *, tolerance: float, min_epochs: int, max_epochs: int) -> None:
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, but got {tolerance=}.")
+        self.tolerance = tolerance
+        self.min_epochs = min_epochs
+        self.max_epochs = max_epochs
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        epoch = trial.last_step
+        if epoch is None or epoch < self.min_epochs or epoch >= self.max_epochs:
+            return False
+        picked = choose(study.get_trials(deepcopy=False), tolerance=self.tolerance)
+        if picked is None:
+            return False
+        best, chosen = picked
+        reference = chosen.intermediate_values
+        later = [value for step, value in reference.items() if step >= epoch]
+        if epoch not in reference or not later:
+            return False
+        assert chosen.values is not None and best.values is not None
+        gain = chosen.values[0] - reference[epoch]
+        projected = trial.intermediate_values[epoch] + gain + slack(epoch / self.max_epochs)
+        top = best.values[0]
+        cheaper = cost_of(trial)[0] < cost_of(chosen)[0]
+        if cheaper and projected >= top - self.tolerance:
+            return False
+        return not projected > top + self.tolerance
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Why a search is done: its chosen trial and how many finished trials left it alone."""
+
+    chosen_trial: int
+    unchanged: int
+    finished: int
+
+    def reason(self) -> str:
+        return (
+            f"settled: the chosen configuration (trial #{self.chosen_trial}) did not change "
+            f"over the last {self.unchanged} of {self.finished} finished trials, and every "
+            f"queued configuration has run"
+        )
+
+
+def settled(trials: list[FrozenTrial], *, patience: int, tolerance: float) -> Settled | None:
+    """The search's verdict on itself: ``Settled`` once done, else None (see module doc)."""
+    if any(t.state == TrialState.WAITING for t in trials):
+        return None
+    finished = sorted(
+        (t for t in trials if t.state in FINISHED and t.datetime_complete is not None),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
+    chosen: list[int | None] = []
+    for i in range(len(finished)):
+        picked = choose(finished[: i + 1], tolerance=tolerance)
+        chosen.append(picked[1].number if picked else None)
+    if not chosen or chosen[-1] is None:
+        return None
+    changed = max(i for i in range(len(chosen)) if i == 0 or chosen[i] != chosen[i - 1])
+    unchanged = len(chosen) - 1 - changed
+    if unchanged < patience:
+        return None
+    return Settled(chosen[-1], unchanged, len(finished))
+
+
+def study_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
+    """The study's pruner: the decision pruner, or the spec's own compiled for Optuna."""
+    budget = spec.budget
+    if budget.pruner.type == "decision":
+        return DecisionPruner(
+            tolerance=budget.tolerance, min_epochs=budget.min_epochs, max_epochs=budget.max_epochs
+        )
+    return optuna_pruner(spec)
