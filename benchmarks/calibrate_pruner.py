@@ -29,28 +29,34 @@ RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 TOLERANCE = 0.005
 
 
-def cells(task: str) -> list[dict[str, Any]]:
-    path = RESULTS / f"warm_start-{task}.json"
+def cells(task: str, start: str) -> list[dict[str, Any]]:
+    """The task's cells as ``{"curve": accuracy per epoch}``: warm-started ones from
+    ``warm_start.py``, or cold ones from the whole oracle grid."""
+    name = f"warm_start-{task}.json" if start == "warm" else f"oracle-{task}.json"
+    path = RESULTS / name
     if not path.is_file():
+        script = "warm_start.py" if start == "warm" else "oracle.py"
         raise SystemExit(
-            f"no warm cells for {task}: run `python benchmarks/warm_start.py --task {task}`"
+            f"no {start} cells for {task}: run `python benchmarks/{script} --task {task}`"
         )
-    return json.loads(path.read_text())["cells"]
+    rows = json.loads(path.read_text())["cells"]
+    key = "warm" if start == "warm" else "per_epoch"
+    return [{"curve": r[key]} for r in rows if r["k"] > 0]
 
 
 def catch_ups(rows: list[dict[str, Any]]) -> dict[float, list[float]]:
     """Catch-up of every (T, good reference c) pair, by progress e / E."""
-    top = max(max(r["warm"]) for r in rows)
-    references = [r for r in rows if max(r["warm"]) >= top - 0.02]
+    top = max(max(r["curve"]) for r in rows)
+    references = [r for r in rows if max(r["curve"]) >= top - 0.02]
     out: dict[float, list[float]] = {}
     for c in references:
-        epochs = len(c["warm"])
+        epochs = len(c["curve"])
         for t in rows:
-            if t is c or max(t["warm"]) < max(c["warm"]) - TOLERANCE:
+            if t is c or max(t["curve"]) < max(c["curve"]) - TOLERANCE:
                 continue  # a trial that ends below the reference cannot change the decision
             for e in range(1, epochs):
-                gap_end = max(t["warm"]) - max(c["warm"])
-                gap_now = t["warm"][e - 1] - c["warm"][e - 1]
+                gap_end = max(t["curve"]) - max(c["curve"])
+                gap_now = t["curve"][e - 1] - c["curve"][e - 1]
                 out.setdefault(round(e / epochs, 3), []).append(gap_end - gap_now)
     return out
 
@@ -59,12 +65,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit", nargs="+", default=["digits", "fmnist-1k"])
     parser.add_argument("--check", nargs="*", default=[])
+    parser.add_argument("--start", choices=["warm", "cold"], default="cold")
     args = parser.parse_args()
     fitted: dict[float, float] = {}
     print("| task | e / E | pairs | max catch-up | 95th percentile |")
     print("|---|---:|---:|---:|---:|")
     for task in args.fit:
-        for progress, values in sorted(catch_ups(cells(task)).items()):
+        for progress, values in sorted(catch_ups(cells(task, args.start)).items()):
             values.sort()
             p95 = values[min(len(values) - 1, math.ceil(0.95 * len(values)) - 1)]
             fitted[progress] = max(fitted.get(progress, 0.0), values[-1])
@@ -76,7 +83,7 @@ def main() -> None:
 
     for task in args.check:
         missed = total = 0
-        for progress, values in catch_ups(cells(task)).items():
+        for progress, values in catch_ups(cells(task, args.start)).items():
             total += len(values)
             missed += sum(v > slack(progress) + TOLERANCE for v in values)
         print(

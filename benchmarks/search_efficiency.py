@@ -243,13 +243,19 @@ STOPS_ITSELF = ("autotransfer", "autotransfer on ray")
 def measure(
     task: Task, method: str, budget_s: float | None, oracle_best: float, seed: int
 ) -> MethodResult:
+    saved = os.environ.get("AUTOTRANSFER_CACHE_DIR")
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{tmp}/study.db"
-        if method in STOPS_ITSELF:
-            os.environ["AUTOTRANSFER_CACHE_DIR"] = f"{tmp}/node-features"  # Ray nodes' cache
-        start = time.time()
-        study, picked = METHODS[method](task, storage, budget_s, seed)
-        wall = time.time() - start
+        os.environ["AUTOTRANSFER_CACHE_DIR"] = f"{tmp}/node-features"  # a Ray node's cache
+        try:
+            start = time.time()
+            study, picked = METHODS[method](task, storage, budget_s, seed)
+            wall = time.time() - start
+        finally:
+            if saved is None:
+                os.environ.pop("AUTOTRANSFER_CACHE_DIR", None)
+            else:
+                os.environ["AUTOTRANSFER_CACHE_DIR"] = saved
         rows = _finish_times(study, start)
         states = [t.state for t in study.get_trials(deepcopy=False)]
     one_run = one_run_seconds(task, picked["params"], seed, warm_start=picked["warm_start"])

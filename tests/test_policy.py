@@ -82,9 +82,7 @@ def test_slack_shrinks_to_nothing_at_the_end() -> None:
 
 def test_the_search_settles_once_the_choice_survives_patience_trials() -> None:
     good = _trial([0.90, 0.97], cost=100, at=0, number=0)
-    weak = [
-        _trial([0.5], cost=200, state=TrialState.PRUNED, at=i, number=i) for i in range(1, 4)
-    ]
+    weak = [_trial([0.5], cost=200, state=TrialState.PRUNED, at=i, number=i) for i in range(1, 4)]
     assert settled([good, *weak[:2]], patience=3, tolerance=0.005) is None
     done = settled([good, *weak], patience=3, tolerance=0.005)
     assert done is not None and (done.chosen_trial, done.unchanged, done.finished) == (0, 3, 4)

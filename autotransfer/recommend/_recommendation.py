@@ -60,23 +60,29 @@ class Recommendation:
     def seed_params(self) -> list[dict[str, Any]]:
         """The recommended configuration first, then its neighbours, without duplicates.
 
-        Neighbours: one block shallower (k − 1) and deeper (k + 1) where the backbone has
-        them, then the base LR ×3 and ÷3 with the head's multiplier rescaled so the head
-        keeps its LR (the rules put it at the pretraining LR). A neighbour at k = 0 drops
-        LP-FT, which needs something to fine-tune after the linear probe.
+        Neighbours, those that could beat the recommendation first: one block deeper
+        (k + 1), the base LR ×3, the base LR ÷3, then one block shallower (k − 1), where the
+        backbone has them. A search that can afford one more full run after the
+        recommendation (the packaged spaces' budget) thus tries the neighbour most likely
+        to improve on it; the shallower one can only win on cost, within the tolerance.
+        The LR neighbours rescale the head's multiplier so the head keeps its LR (the rules
+        put it at the pretraining LR). A neighbour at k = 0 drops LP-FT, which needs
+        something to fine-tune after the linear probe.
         """
         base = self.config_params()
-        variants = [base]
-        for k in (self.freeze_depth - 1, self.freeze_depth + 1):
-            if 0 <= k <= self.num_blocks:
-                variant = {**base, "freeze_depth": k}
-                if k == 0:
-                    variant["lp_ft_epochs"] = 0
-                variants.append(variant)
         head_lr = self.base_lr * self.head_lr_mult
-        for factor in (3.0, 1 / 3):
+
+        def depth(k: int) -> list[dict[str, Any]]:
+            if not 0 <= k <= self.num_blocks:
+                return []
+            return [{**base, "freeze_depth": k, **({"lp_ft_epochs": 0} if k == 0 else {})}]
+
+        def rate(factor: float) -> dict[str, Any]:
             lr = round(self.base_lr * factor, 6)
-            variants.append({**base, "base_lr": lr, "head_lr_mult": head_lr_mult(lr, head_lr)})
+            return {**base, "base_lr": lr, "head_lr_mult": head_lr_mult(lr, head_lr)}
+
+        variants = [base, *depth(self.freeze_depth + 1), rate(3.0), rate(1 / 3)]
+        variants += depth(self.freeze_depth - 1)
         unique: list[dict[str, Any]] = []
         for variant in variants:
             if variant not in unique:

@@ -176,8 +176,11 @@ class SearchRequest(SearchOptions):
             )
             if value is not None
         }
-        if "max_epochs" in updates:
-            updates["min_epochs"] = min(spec.budget.min_epochs, updates["max_epochs"])
+        if "max_epochs" in updates:  # trials are judged at the same share of their epochs
+            share = spec.budget.min_epochs / spec.budget.max_epochs
+            updates["min_epochs"] = max(
+                1, min(round(share * updates["max_epochs"] + 1e-9), updates["max_epochs"])
+            )
         budget = spec.budget.model_validate({**spec.budget.model_dump(), **updates})
         return spec.model_copy(update={"budget": budget})
 

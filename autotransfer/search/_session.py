@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotransfer import record
 from autotransfer.errors import UserInputError
 from autotransfer.finetune import TrialConfig
-from autotransfer.search._policy import settled, study_pruner
+from autotransfer.search._policy import over_budget, settled, study_pruner
 from autotransfer.search._prepared import PreparedSearch, Seed
 from autotransfer.search._trial import EpochReport, TrialEnd, trial_config
 from autotransfer.spec import (
@@ -144,6 +144,7 @@ class SearchSession:
         timeout = prepared.spec.budget.timeout_s
         self.deadline = time.monotonic() + timeout if timeout else None
         self.stop_reason: str | None = None
+        self.opened = time.monotonic()
         self._tickets: dict[int, Ticket] = {}
 
     @classmethod
@@ -225,13 +226,9 @@ class SearchSession:
                 self.stop_reason = f"trials: the {target} requested trials have finished"
                 return None
             if self.spec.budget.stop == "settled":
-                done = settled(
-                    self.study.get_trials(deepcopy=False),
-                    patience=self.spec.budget.patience,
-                    tolerance=self.spec.budget.tolerance,
-                )
-                if done is not None:
-                    self.stop_reason = done.reason()
+                reason = self._settled()
+                if reason is not None:
+                    self.stop_reason = reason
                     return None
             if finished + states.count(TrialState.RUNNING) >= target:
                 return WAIT
@@ -244,6 +241,18 @@ class SearchSession:
         if record.TrialInfo.from_attrs(trial.user_attrs).source is None:
             self._write(ticket, source=record.SAMPLER)
         return ticket
+
+    def _settled(self) -> str | None:
+        """Why the search is done under ``stop: settled`` (its decision settled, or its run
+        budget spent), or None."""
+        budget = self.spec.budget
+        trials = self.study.get_trials(deepcopy=False)
+        done = settled(trials, patience=budget.patience, tolerance=budget.tolerance)
+        if done is not None:
+            return done.reason()
+        if budget.budget_runs is None:
+            return None
+        return over_budget(time.monotonic() - self.opened, trials, budget_runs=budget.budget_runs)
 
     def _recover_stale(self) -> None:
         """Fail the trials whose worker died (stale heartbeat), saying so, and enqueue each

@@ -86,6 +86,12 @@ class Budget(_Strict):
         "decision has not changed over `patience` finished trials (`trials` stays a cap)",
     )
     patience: int = Field(4, ge=1, description="settled: finished trials that must leave it")
+    budget_runs: float | None = Field(
+        None,
+        gt=0,
+        description="settled: start no trial once one more training run (of the cheapest "
+        "complete trial) would take the search's wall time past this many runs; None: no cap",
+    )
     tolerance: float = Field(
         0.005, ge=0, le=1, description="accuracy a cheaper choice may give up (0.005: half a point)"
     )
