@@ -64,6 +64,8 @@ class StudyInfo:
     ray_experiment: str | None = None
     # why the last run of the search stopped ("settled: …", "trials: …", "timeout: …")
     stop_reason: str | None = None
+    # the chosen trial's kept weights: {"trial", "artifact_id", "file", "accuracy"}
+    model: dict[str, Any] | None = None
 
     IDENTITY = ("backbone", "dataset_fingerprint", "space", "input_size")
 

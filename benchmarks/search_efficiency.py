@@ -141,7 +141,11 @@ def run_autotransfer_ray(
     task: Task, storage: str, budget_s: float | None, seed: int
 ) -> tuple[optuna.Study, dict]:
     """The same self-stopping search on the Ray backend (a local Ray it starts and stops)."""
-    request = _request(task, storage, "autotransfer-ray", None, seed, backend="ray")
+    # one trial at a time on all the cores, as the Optuna backend trains it
+    threads = os.cpu_count() or 1
+    request = _request(
+        task, storage, "autotransfer-ray", None, seed, backend="ray", threads=threads
+    )
     study = run_search(request)
     return study, _decided(study)
 

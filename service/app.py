@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from autotransfer.errors import UserInputError
+from autotransfer.storage import artifact_store
 from service.dashboard import DashboardMount
 from service.db import get_engine
 from service.gate import RequestGate
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> RequestGate:
         api.include_router(router)
     app: FastAPI | DashboardMount = api
     if settings.dashboard:
-        wsgi_app = optuna_dashboard.wsgi(read_storage(settings.database_url))
+        # the kept models show on their trials in the dashboard
+        store = artifact_store(settings.database_url, settings.artifacts_dir)
+        wsgi_app = optuna_dashboard.wsgi(read_storage(settings.database_url), artifact_store=store)
         app = DashboardMount(api, wsgi_app, settings, throttle)
     return RequestGate(app, [r for router in routers for r in router.routes], settings, throttle)

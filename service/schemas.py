@@ -88,6 +88,15 @@ class StudyBrief(BaseModel):
     error: str | None = None
 
 
+class ModelPublic(BaseModel):
+    """The chosen trial's kept weights (its best epoch) and where to download them."""
+
+    trial: int
+    accuracy: float
+    weights: str = Field(description="GET: the state dict (torch.save), as trained")
+    config: str = Field(description="GET: the trial's whole training configuration (JSON)")
+
+
 class StudyPublic(StudyBrief):
     """A job with its study's progress, best result, decision and recommendation."""
 
@@ -102,6 +111,10 @@ class StudyPublic(StudyBrief):
     num_blocks: int | None = None
     recommendation: dict[str, Any] | None = None
     recommendation_audit: Any = None
+    stop_reason: str | None = Field(
+        None, description="why the search stopped (settled, budget, trials, timeout)"
+    )
+    model: ModelPublic | None = None
     study_missing: bool = Field(
         False,
         description="the job ran, but its Optuna study is gone from the storage (deleted in "

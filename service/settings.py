@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     data_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="folders dataset paths must lie in"
     )
+    artifacts_dir: Path | None = Field(
+        None,
+        description="where studies keep their chosen models (Optuna artifacts); shared by the "
+        "API, the workers and Ray nodes. Default: beside a SQLite database, else "
+        "./autotransfer-artifacts",
+    )
     max_trials: int = Field(200, ge=1)
     max_epochs: int = Field(50, ge=1)
     max_timeout_s: float = Field(24 * 3600.0, gt=0)

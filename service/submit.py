@@ -84,4 +84,5 @@ def search_request(body: dict[str, Any], *, study_name: str, settings: Settings)
         threads=settings.threads,
         heartbeat_interval=settings.trial_heartbeat_s,
         grace_period=settings.trial_grace_s,
+        artifacts_dir=str(settings.artifacts_dir) if settings.artifacts_dir else None,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
@@ -12,9 +13,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotransfer import record
 from autotransfer.results import decide, summarize
+from autotransfer.search import trial_config
+from autotransfer.spec import SearchSpec
 from autotransfer.storage import StorageURL, open_storage
 from service.db import Job
-from service.schemas import Progress, StudyBrief, StudyPublic, TrialPublic
+from service.schemas import ModelPublic, Progress, StudyBrief, StudyPublic, TrialPublic
 
 
 @functools.lru_cache(maxsize=8)
@@ -76,7 +79,42 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
         num_blocks=info.num_blocks,
         recommendation=info.recommendation,
         recommendation_audit=info.recommendation_audit,
+        stop_reason=info.stop_reason,
+        model=ModelPublic(
+            trial=info.model["trial"],
+            accuracy=info.model["accuracy"],
+            weights=f"/v1/studies/{job.id}/model",
+            config=f"/v1/studies/{job.id}/config",
+        )
+        if info.model
+        else None,
     )
+
+
+def chosen_config(study: optuna.Study) -> dict[str, Any] | None:
+    """The chosen trial's whole training configuration, its classes and normalization, or
+    None before a trial completed (what ``--export`` writes as best_config.yaml)."""
+    info = record.read_study(study)
+    decision = decide(study)
+    if decision is None or info.spec is None:
+        return None
+    spec = SearchSpec.model_validate(info.spec)
+    config = trial_config(
+        spec,
+        dict(study.trials[decision.chosen_trial].params),
+        backbone=info.backbone or "",
+        weights=info.weights or "DEFAULT",
+        input_size=info.input_size or 224,
+        seed=spec.budget.seed,
+        device="auto",
+    )
+    return {
+        "study": study.study_name,
+        "trial": decision.chosen_trial,
+        "accuracy": decision.chosen_accuracy,
+        "dataset": info.dataset,
+        "config": config.model_dump(mode="json"),
+    }
 
 
 def trial_public(t: FrozenTrial) -> TrialPublic:

@@ -309,6 +309,7 @@ def test_search_trials_share_one_cache_entry_beside_the_study(tmp_path: Path) ->
     request = SearchRequest(
         dataset="synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0",
         space="small_data",
+        stop="trials",
         trials=2,
         max_epochs=1,
         input_size=32,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from autotransfer.cli import app
 from autotransfer.search import SearchRequest
 
-REPORT_ONLY = {"export", "plots", "tolerance", "json_out"}
+REPORT_ONLY = {"export", "retrain", "plots", "tolerance", "json_out"}
 
 
 def _commands() -> Iterator[tuple[list[str], Any]]:

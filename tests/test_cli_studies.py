@@ -24,6 +24,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("search")
     url = f"sqlite:///{folder}/cli.db"
     args = ["search", "--dataset", TINY_DATA, "--space", "small_data", "--trials", "2"]
+    args += ["--stop", "trials"]
     args += ["--max-epochs", "1", "--input-size", "32", "--device", "cpu", "--threads", "1"]
     args += ["--no-recommend", "--storage", url, "--study-name", "cli"]
     args += ["--plots", str(folder), "--json"]

@@ -10,7 +10,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from autotransfer import record
-from autotransfer.search._policy import DecisionPruner, settled, slack
+from autotransfer.search._policy import DecisionPruner, failing, settled, slack
 
 DISTS = {"x": FloatDistribution(0.0, 1.0)}
 START = dt.datetime(2026, 12, 1, 12, 0, 0)
@@ -38,7 +38,8 @@ def _trial(
     return trial
 
 
-PRUNER = DecisionPruner(tolerance=0.005, min_epochs=1, max_epochs=3)
+PRUNER = DecisionPruner(tolerance=0.005, min_epochs=3, max_epochs=6)
+CHOSEN = [0.60, 0.80, 0.90, 0.93, 0.95, 0.97]  # gains 0.07 from epoch 3 to its end
 
 
 def _study_with(*trials: FrozenTrial) -> optuna.Study:
@@ -49,29 +50,30 @@ def _study_with(*trials: FrozenTrial) -> optuna.Study:
 
 
 @pytest.mark.parametrize(
-    ("epoch1", "cost", "pruned"),
+    ("epoch3", "cost", "pruned"),
     [
-        (0.80, 200, True),  # dearer and far below: cannot become the choice
-        (0.96, 200, False),  # dearer but heading 0.96 + 0.07 above the best by > tolerance
-        (0.89, 50, False),  # cheaper, projected 0.89 + 0.07 + slack within tolerance of 0.97
-        (0.80, 50, True),  # cheaper but projected below the best by more than tolerance
+        (0.75, 200, True),  # dearer and far below: cannot become the choice
+        (0.95, 200, False),  # dearer but heading 0.95 + 0.07 above the best by > tolerance
+        (0.83, 50, False),  # cheaper, projected 0.83 + 0.07 + slack 0.07 within tolerance of 0.97
+        (0.80, 50, True),  # cheaper but projected below the best by more than the tolerance
     ],
 )
 def test_a_trial_is_pruned_only_when_it_cannot_change_the_decision(
-    epoch1: float, cost: int, pruned: bool
+    epoch3: float, cost: int, pruned: bool
 ) -> None:
-    study = _study_with(_trial([0.90, 0.95, 0.97], cost=100))
-    running = _trial([epoch1], cost=cost, state=TrialState.RUNNING, number=1)
+    study = _study_with(_trial(CHOSEN, cost=100))
+    running = _trial([0.5, 0.6, epoch3], cost=cost, state=TrialState.RUNNING, number=1)
     assert PRUNER.prune(study, running) is pruned
 
 
 def test_nothing_is_pruned_before_a_trial_completes_or_early_or_at_the_end() -> None:
-    hopeless = _trial([0.10], cost=10, state=TrialState.RUNNING, number=1)
+    hopeless = _trial([0.1, 0.1, 0.1], cost=10, state=TrialState.RUNNING, number=1)
     assert PRUNER.prune(_study_with(), hopeless) is False  # the first trial always completes
-    study = _study_with(_trial([0.90, 0.95, 0.97], cost=100))
-    late = DecisionPruner(tolerance=0.005, min_epochs=2, max_epochs=3)
-    assert late.prune(study, hopeless) is False  # before min_epochs
-    finished = _trial([0.1, 0.1, 0.1], cost=10, state=TrialState.RUNNING, number=1)
+    study = _study_with(_trial(CHOSEN, cost=100))
+    assert PRUNER.prune(study, hopeless) is True
+    early = _trial([0.1, 0.1], cost=10, state=TrialState.RUNNING, number=1)
+    assert PRUNER.prune(study, early) is False  # before min_epochs
+    finished = _trial([0.1] * 6, cost=10, state=TrialState.RUNNING, number=1)
     assert PRUNER.prune(study, finished) is False  # its last epoch is done: it completes
 
 
@@ -102,3 +104,25 @@ def test_a_change_of_choice_restarts_the_count_and_queued_seeds_run_first() -> N
     assert done is not None and done.chosen_trial == 2
     queued = create_trial(state=TrialState.WAITING, params={}, distributions={})
     assert settled([*trials, later, queued], patience=2, tolerance=0.005) is None
+
+
+def test_a_search_gives_up_after_trials_that_all_fail() -> None:
+    def failed(number: int, error: str) -> FrozenTrial:
+        trial = create_trial(
+            state=TrialState.FAIL,
+            params={"x": 0.5},
+            distributions=DISTS,
+            user_attrs=record.trial_attrs(error=error),
+        )
+        trial.number = number
+        trial.datetime_complete = START + dt.timedelta(minutes=number)
+        return trial
+
+    broken = [failed(i, "OSError: no such file: /data/cats") for i in range(3)]
+    assert failing(broken[:2], limit=3) is None
+    reason = failing(broken, limit=3)
+    assert reason is not None and "last 3 trials failed" in reason and "/data/cats" in reason
+    good = _trial([0.9], cost=1, at=10, number=3)
+    assert failing([*broken, good], limit=3) is None  # a success breaks the run
+    cancels = [failed(4 + i, "TrialCancelled: cancelled after epoch 1") for i in range(3)]
+    assert failing([*broken[:2], *cancels], limit=3) is None  # cancels say nothing

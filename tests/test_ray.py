@@ -134,6 +134,7 @@ def test_bad_ray_settings_are_refused_before_any_trial(tmp_path: Path) -> None:
     base = dict(
         dataset=DATA,
         space="small_data",
+        stop="trials",
         trials=1,
         max_epochs=1,
         input_size=32,
@@ -154,6 +155,7 @@ def test_a_trial_no_node_can_hold_is_refused_not_left_pending(tmp_path: Path) ->
     request = SearchRequest(
         dataset=DATA,
         space="small_data",
+        stop="trials",
         trials=1,
         max_epochs=1,
         input_size=32,
@@ -406,6 +408,7 @@ def test_cancelling_stops_the_running_trials_as_failed_and_a_rerun_completes(
     request = SearchRequest(
         dataset=DATA,
         space="small_data",
+        stop="trials",
         trials=3,
         max_epochs=3,
         input_size=32,
@@ -450,6 +453,7 @@ def test_interrupted_ray_search_resumes_with_tuner_restore(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path}/resume.db"
     args = _cli(
         *["search", "--dataset", DATA, "--space", "small_data", "--trials", "3"],
+        *["--stop", "trials"],
         *["--max-epochs", "3", "--input-size", "32", "--device", "cpu", "--threads", "1"],
         *["--storage", url, "--study-name", "r", "--backend", "ray", "--no-recommend"],
         *["--max-concurrent-trials", "1"],

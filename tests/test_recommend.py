@@ -295,6 +295,7 @@ def test_search_runs_the_recommenders_seeds_first_and_stores_the_audit(tmp_path:
     request = SearchRequest(
         dataset=TINY_DATA,
         space="small_data",
+        stop="trials",
         trials=2,
         max_epochs=1,
         input_size=32,

@@ -27,6 +27,7 @@ STUDY_NAMES = (
     "recommendation_audit",
     "ray_experiment",
     "stop_reason",
+    "model",
 )
 TRIAL_NAMES = (
     "source",

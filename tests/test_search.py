@@ -28,6 +28,7 @@ from autotransfer.search import (
     run_search,
 )
 from autotransfer.search._optuna import work
+from autotransfer.search._policy import study_pruner
 from autotransfer.search._session import SKIPPED
 from autotransfer.spec import load_spec, optuna_pruner, optuna_sampler, parse_spec, suggest
 from autotransfer.storage import open_storage as make_storage
@@ -42,7 +43,7 @@ def _study(url: str, spec_name: str = "default", seed: int = 0, name: str = "s")
         study_name=name,
         direction="maximize",
         sampler=optuna_sampler(spec, seed=seed),
-        pruner=optuna_pruner(spec),
+        pruner=study_pruner(spec),
         load_if_exists=True,
     )
 
@@ -117,6 +118,7 @@ def test_failing_trial_is_recorded_and_the_study_completes(tmp_path: Path) -> No
     request = SearchRequest(
         dataset=TINY_DATA,
         space="small_data",
+        stop="trials",
         trials=5,
         max_epochs=1,
         input_size=32,
@@ -127,7 +129,7 @@ def test_failing_trial_is_recorded_and_the_study_completes(tmp_path: Path) -> No
     session = SearchSession.open(prepare(request))
     calls: list[int] = []
 
-    def pretend(config: object, dataset: object, *, cache: object, on_epoch: Any) -> TrialEnd:
+    def pretend(config: object, dataset: object, *, on_epoch: Any, **_: object) -> TrialEnd:
         number = len(calls)  # one worker: the n-th call trains trial n
         calls.append(number)
         if number in (1, 3):
@@ -148,6 +150,7 @@ def test_real_search_runs_seeds_first_and_records_trials(tmp_path: Path) -> None
     request = SearchRequest(
         dataset=TINY_DATA,
         space="small_data",
+        stop="trials",
         trials=5,
         max_epochs=2,
         input_size=32,
@@ -186,6 +189,7 @@ def test_cancel_stops_at_the_next_epoch_but_keeps_a_finished_trial(tmp_path: Pat
     request = SearchRequest(
         dataset=TINY_DATA,
         space="small_data",
+        stop="trials",
         trials=3,
         max_epochs=3,
         input_size=32,
@@ -231,6 +235,7 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(
     request = SearchRequest(
         dataset=TINY_DATA,
         space="small_data",
+        stop="trials",
         trials=1,
         max_epochs=epochs,
         input_size=32,
@@ -269,6 +274,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
     base = dict(
         dataset=TINY_DATA,
         space="small_data",
+        stop="trials",
         trials=1,
         max_epochs=1,
         input_size=32,
@@ -304,6 +310,8 @@ SEARCH_ARGS = [
     TINY_DATA,
     "--space",
     "small_data",
+    "--stop",
+    "trials",
     "--max-epochs",
     "2",
     "--input-size",
@@ -419,6 +427,7 @@ def test_studies_show_reports_the_decision_and_writes_plots(tmp_path: Path) -> N
     request = SearchRequest(
         dataset=TINY_DATA,
         space="small_data",
+        stop="trials",
         trials=3,
         max_epochs=1,
         input_size=32,
@@ -507,7 +516,7 @@ def test_journal_storage_and_multi_objective_pareto(tmp_path: Path) -> None:
     assert len(again.get_trials()) == 3
 
 
-def _pretend(config: object, dataset: object, *, cache: object, on_epoch: Any) -> TrialEnd:
+def _pretend(config: object, dataset: object, *, on_epoch: Any, **_: object) -> TrialEnd:
     """A trainer that trains nothing: one epoch at 0.5 (the engine's records, not learning)."""
     on_epoch(EpochReport(epoch=1, val_accuracy=0.5, elapsed_s=0.1, trainable_parameters=9))
     return TrialEnd(0.5, 1, 0.5, 0.1)
@@ -517,6 +526,7 @@ def _engine_request(tmp_path: Path, **update: Any) -> SearchRequest:
     fields: dict[str, Any] = dict(
         dataset=TINY_DATA,
         space="small_data",
+        stop="trials",
         trials=2,
         max_epochs=1,
         input_size=32,

@@ -417,3 +417,33 @@ def test_a_study_deleted_in_the_dashboard_shows_as_missing_on_its_job(
     body = _state(client, job["id"])
     assert body["state"] == "succeeded" and body["study_missing"] is True
     assert body["progress"]["finished"] == 0 and body["best_value"] is None
+
+
+def test_the_kept_model_and_its_config_download_behind_the_keys(
+    service: dict[str, Any],
+) -> None:
+    import io
+
+    import torch
+
+    client = _client(service)
+    job = _submit(client, {**TINY, "study_name": "keeps-its-model"})
+    body = wait_for(
+        lambda: (b := _state(client, job["id"]))["state"] == "succeeded" and b, 120, "success"
+    )
+    assert body["stop_reason"].startswith("trials: the 2 requested trials"), body
+    model = body["model"]
+    assert model["trial"] == body["chosen_trial"]
+    assert body["best_value"] - 0.005 - 1e-9 <= model["accuracy"] <= body["best_value"]
+    assert client.get(model["weights"]).status_code == 401  # behind the read key
+    weights = client.get(model["weights"], headers=AUTH)
+    assert weights.status_code == 200, weights.text
+    assert "attachment" in weights.headers["content-disposition"]
+    state = torch.load(io.BytesIO(weights.content), weights_only=True)
+    assert any(name.endswith("weight") for name in state)
+    config = client.get(model["config"], headers=AUTH).json()
+    assert config["trial"] == model["trial"]
+    assert config["config"]["freeze_depth"] == body["chosen_freeze_depth"]
+    missing = _submit(client, {**SLOW, "study_name": "no-model-yet"})
+    assert client.get(f"/v1/studies/{missing['id']}/model", headers=AUTH).status_code == 404
+    client.post(f"/v1/studies/{missing['id']}/cancel", headers=AUTH)

@@ -16,35 +16,34 @@ from autotransfer.errors import ConfigError
 class Backbone(nn.Module):
     """A network whose parameters are split into ``num_blocks`` ordered blocks and a head.
 
-        Freeze depth ``k`` (:meth:`set_freeze_depth`) makes the top ``k`` blocks and the head
-        trainable and everything below frozen: ``requires_grad=False``, and frozen blocks stay in
-        eval mode even after ``train()``, so their BatchNorm statistics are fixed and their
-        dropout and stochastic depth are off. The frozen part is then a pure function of its
-        input, which is what lets :meth:`split` cache its output. ``k = 0`` is feature
-        extraction, ``k = num_blocks`` full fine-tuning.
+    Freeze depth ``k`` (:meth:`set_freeze_depth`) makes the top ``k`` blocks and the head
+    trainable and everything below frozen: ``requires_grad=False``, and frozen blocks stay in
+    eval mode even after ``train()``, so their BatchNorm statistics are fixed and their
+    dropout and stochastic depth are off. The frozen part is then a pure function of its
+    input, which is what lets :meth:`split` cache its output. ``k = 0`` is feature
+    extraction, ``k = num_blocks`` full fine-tuning.
 
-        >>> import torch
-        >>> import torch
-    from torch import Tensor, nn
-        >>> net = nn.Sequential()
-        >>> net.add_module("stem", nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
-        >>> net.add_module("body", nn.Sequential(nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)))
-        >>> net.add_module("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
-        >>> net.add_module("fc", nn.Linear(4, 2))
-        >>> layout = BlockLayout(stem=r"^stem\\.", blocks=(r"^body\\.",), head="fc")
-        >>> bb = Backbone(net, name="tiny", layout=layout)
-        >>> bb.num_blocks
-        2
-        >>> bb.set_freeze_depth(1)
-        >>> _ = bb.train()
-        >>> net.stem[0].weight.requires_grad, net.body[0].weight.requires_grad
-        (False, True)
-        >>> net.stem[1].training, net.body[1].training
-        (False, True)
-        >>> before = net.stem[1].running_mean.clone()
-        >>> _ = bb(torch.randn(2, 3, 8, 8))
-        >>> torch.equal(before, net.stem[1].running_mean)
-        True
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential()
+    >>> net.add_module("stem", nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
+    >>> net.add_module("body", nn.Sequential(nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)))
+    >>> net.add_module("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    >>> net.add_module("fc", nn.Linear(4, 2))
+    >>> layout = BlockLayout(stem=r"^stem\\.", blocks=(r"^body\\.",), head="fc")
+    >>> bb = Backbone(net, name="tiny", layout=layout)
+    >>> bb.num_blocks
+    2
+    >>> bb.set_freeze_depth(1)
+    >>> _ = bb.train()
+    >>> net.stem[0].weight.requires_grad, net.body[0].weight.requires_grad
+    (False, True)
+    >>> net.stem[1].training, net.body[1].training
+    (False, True)
+    >>> before = net.stem[1].running_mean.clone()
+    >>> _ = bb(torch.randn(2, 3, 8, 8))
+    >>> torch.equal(before, net.stem[1].running_mean)
+    True
     """
 
     def __init__(

@@ -153,6 +153,15 @@ def print_report(
     )
     if decision.pareto_trials:
         out.print(f"Pareto front (accuracy vs training time): trials {decision.pareto_trials}")
+    if info.stop_reason:
+        out.print(f"stopped: {info.stop_reason}", highlight=False)
+    if info.model:
+        out.print(
+            f"model: trial #{info.model['trial']}'s weights kept as artifact "
+            f"{info.model['artifact_id']} (accuracy {info.model['accuracy']:.4f}); "
+            f"--export hands them over without retraining",
+            highlight=False,
+        )
     print_study_recommendation(info)
     if plots:
         out.print(f"plots: {' '.join(map(str, plots))}", highlight=False, soft_wrap=True)
@@ -162,9 +171,12 @@ def study_json(
     study: optuna.Study, decision: Decision | None, plots: Sequence[Path] = (), **extra: Any
 ) -> dict[str, Any]:
     """``--json``: the study's summary and decision (``None`` before a trial completed)."""
+    info = record.read_study(study)
     return {
         "summary": summarize(study).to_dict(),
         "decision": decision.to_dict() if decision is not None else None,
+        "stop_reason": info.stop_reason,
+        "model": info.model,
         "plots": [str(p) for p in plots],
         **extra,
     }

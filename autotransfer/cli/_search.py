@@ -21,6 +21,7 @@ FLAGS = {
     "dataset": ["--dataset", "-d"],
     "backbone": ["--backbone", "-b"],
     "timeout_s": ["--timeout"],
+    "budget_runs": ["--budget"],
 }
 ALIASES = {field: next(f for f in flags if f.startswith("--")) for field, flags in FLAGS.items()}
 NOT_OPTIONS = ("spec",)  # the search space as values: the command reads it from --space
@@ -32,10 +33,19 @@ REPORT_OPTIONS = [
         Annotated[
             Path | None,
             typer.Option(
-                help="folder for the chosen configuration retrained: config, weights, model card"
+                help="folder for the chosen configuration: config, weights (the search's own, "
+                "kept as an artifact; see --retrain), model card"
             ),
         ],
         None,
+    ),
+    option(
+        "retrain",
+        Annotated[
+            bool,
+            typer.Option(help="--export: train the chosen configuration again for the weights"),
+        ],
+        False,
     ),
     option(
         "plots",
@@ -55,6 +65,7 @@ def search_cmd(**values: Any) -> None:
     from autotransfer.storage import open_storage
 
     export: Path | None = values.pop("export")
+    retrain: bool = values.pop("retrain")
     plots: Path | None = values.pop("plots")
     tolerance: float = values.pop("tolerance")
     json_out: bool = values.pop("json_out")
@@ -64,9 +75,14 @@ def search_cmd(**values: Any) -> None:
         # a storage that cannot be opened ends here, before the live display reads it
         storage = open_storage(request.storage)
     name, budget = prepared.study_name, prepared.spec.budget
+    if budget.stop == "settled":
+        runs = f", {budget.budget_runs:g} training runs" if budget.budget_runs else ""
+        plan = f"stops when its decision is settled (at most {budget.trials} trials{runs})"
+    else:
+        plan = f"{budget.trials} trials"
     console.print(
-        f"study {name} in {request.storage}: {budget.trials} trials of up to "
-        f"{budget.max_epochs} epochs, {request.backbone} ({prepared.num_blocks} blocks) at "
+        f"study {name} in {request.storage}: {plan}, up to {budget.max_epochs} epochs each, "
+        f"{request.backbone} ({prepared.num_blocks} blocks) at "
         f"{prepared.input_size}×{prepared.input_size}, {budget.sampler.type} sampler, "
         f"{budget.pruner.type} pruner",
         highlight=False,
@@ -78,7 +94,7 @@ def search_cmd(**values: Any) -> None:
     written: list[Path] = []
     if plots is not None and decision is not None:
         written = write_plots(study, plots, decision)
-    if not json_out:  # the report first: exporting retrains, which takes a while
+    if not json_out:  # the report first: exporting may retrain, which takes a while
         print_report(study, decision, written)
     exported = None
     if export is not None and decision is None:
@@ -86,14 +102,15 @@ def search_cmd(**values: Any) -> None:
     elif export is not None:
         from autotransfer.search import export_decision
 
-        exported = export_decision(study, prepared, export, decision=decision)
+        exported = export_decision(study, prepared, export, decision=decision, retrain=retrain)
     if json_out:
         extra = {"export": dataclasses.asdict(exported)} if exported is not None else {}
         print_json(study_json(study, decision, written, **extra))
     elif exported is not None:
+        source = "retrained" if exported.retrained else "the search's own weights,"
         out.print(
             f"exported {exported.config_path}, {exported.weights_path}, "
-            f"{exported.card_path} (retrained accuracy {exported.val_accuracy:.4f})",
+            f"{exported.card_path} ({source} accuracy {exported.val_accuracy:.4f})",
             highlight=False,
             soft_wrap=True,
         )

@@ -123,8 +123,16 @@ def fit(
     reporter: Reporter | None = None,
     on_step: StepCallback | None = None,
     cache: FeatureCache | None = None,
+    keep_best: bool = False,
+    on_trained: Callable[[Backbone], None] | None = None,
 ) -> tuple[TrialResult, Backbone]:
-    """:func:`train_trial` that also returns the trained network (for exporting it)."""
+    """:func:`train_trial` that also returns the trained network (for exporting it).
+
+    ``keep_best`` returns the network as it was after its best epoch (the epoch whose
+    accuracy is the result's ``best_val_accuracy``), not after its last. ``on_trained`` is
+    called with that network after the last epoch, before the last report (a reporter
+    that ends the trial there cannot cut it short).
+    """
     seed_everything(config.seed)
     device = resolve_device(config.device)
     precision = Precision(device, config.amp)
@@ -147,6 +155,8 @@ def fit(
     feed = make_feed(config, dataset, backbone, device, precision, cache)
 
     history: list[EpochMetrics] = []
+    best_state: dict[str, Tensor] | None = None
+    best_acc = 0.0
     epoch = 0
     for phase in _phases(config):
         backbone.set_freeze_depth(phase.depth, freeze_bn_stats=config.freeze_bn_stats)
@@ -199,6 +209,14 @@ def fit(
                 trainable_parameters=backbone.trainable_parameter_count(),
             )
             history.append(metrics)
+            if keep_best and (best_state is None or val_acc > best_acc):
+                best_acc = val_acc
+                best_state = {k: v.detach().clone() for k, v in backbone.model.state_dict().items()}
+            if epoch == config.epochs:
+                if best_state is not None:
+                    backbone.model.load_state_dict(best_state)
+                if on_trained is not None:
+                    on_trained(backbone)
             log.info("epoch %d: %s", epoch, metrics)
             if reporter is not None:
                 reporter(metrics)

@@ -1,17 +1,26 @@
-"""Export a study's decision: the chosen configuration, retrained weights and a model card."""
+"""Export a study's decision: the chosen configuration, its weights and a model card.
+
+The weights are the search's own (the chosen trial's best epoch, kept as an artifact by
+``_model.py``) when the study kept them for that trial; otherwise, or with
+``retrain=True``, the chosen configuration is trained again here.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
 import yaml
 
-from autotransfer.finetune import fit
+from autotransfer import record
+from autotransfer.backbones import create_backbone
+from autotransfer.finetune import TrialConfig, fit
 from autotransfer.results import Decision, decide
+from autotransfer.search._model import fetch_model
 from autotransfer.search._prepared import PreparedSearch
 from autotransfer.search._trial import trial_config
 
@@ -22,59 +31,94 @@ class Exported:
     weights_path: Path
     card_path: Path
     val_accuracy: float
+    retrained: bool  # False: the search's own weights of the chosen trial
 
 
-def export_decision(
-    study: optuna.Study, p: PreparedSearch, out: Path, decision: Decision | None = None
-) -> Exported:
-    """Write ``best_config.yaml``, retrain the chosen configuration, save its weights and card."""
-    decision = decision or decide(study)
-    if decision is None:
-        raise RuntimeError(f"Study {study.study_name!r} has no completed trial to export yet.")
-    chosen = study.trials[decision.chosen_trial]
-    config = trial_config(
+def chosen_config(study: optuna.Study, p: PreparedSearch, decision: Decision) -> TrialConfig:
+    """The chosen trial's full training configuration."""
+    return trial_config(
         p.spec,
-        dict(chosen.params),
+        dict(study.trials[decision.chosen_trial].params),
         backbone=p.request.backbone,
         weights=p.request.weights,
         input_size=p.input_size,
         seed=p.spec.budget.seed,
         device=p.request.device,
     )
+
+
+def export_decision(
+    study: optuna.Study,
+    p: PreparedSearch,
+    out: Path,
+    decision: Decision | None = None,
+    *,
+    retrain: bool = False,
+) -> Exported:
+    """Write ``best_config.yaml``, ``model.pt`` and a model card (``.md`` and ``.json``)."""
+    decision = decision or decide(study)
+    if decision is None:
+        raise RuntimeError(f"Study {study.study_name!r} has no completed trial to export yet.")
+    config = chosen_config(study, p, decision)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "best_config.yaml"
     config_path.write_text(
         yaml.safe_dump(
             {
                 "study": study.study_name,
-                "trial": chosen.number,
+                "trial": decision.chosen_trial,
                 "dataset": str(p.request.dataset),
                 "config": config.model_dump(mode="json"),
             },
             sort_keys=False,
         )
     )
-    result, backbone = fit(config, p.dataset)
     weights_path = out / "model.pt"
-    torch.save(backbone.model.state_dict(), weights_path)
+    kept = record.read_study(study).model
+    card: dict[str, Any]
+    if not retrain and kept is not None and kept.get("trial") == decision.chosen_trial:
+        fetch_model(study, p.request, weights_path)
+        network = create_backbone(
+            config.backbone,
+            num_classes=len(p.dataset.class_names),
+            weights="none",
+            input_size=config.input_size,
+        )
+        info = record.read_trial(study.trials[decision.chosen_trial])
+        accuracy = decision.chosen_accuracy
+        card = {
+            "weights_from": f"the search: trial #{decision.chosen_trial}, its best epoch "
+            f"({info.best_epoch} of {info.epochs_run})",
+            "trainable_parameters": info.trainable_parameters,
+            "val_accuracy": accuracy,
+            "train_time_s": info.train_time_s,
+        }
+    else:
+        result, network = fit(config, p.dataset, keep_best=True)
+        torch.save(network.model.state_dict(), weights_path)
+        accuracy = result.best_val_accuracy
+        card = {
+            "weights_from": "trained again for this export (best epoch)",
+            "trainable_parameters": result.trainable_parameters,
+            "val_accuracy": accuracy,
+            "search_accuracy": decision.chosen_accuracy,
+            "retrained_final_val_accuracy": result.final_val_accuracy,
+            "train_time_s": result.train_time_s,
+        }
     card = {
         "backbone": config.backbone,
         "weights": config.weights,
         "freeze_depth": config.freeze_depth,
-        "num_blocks": backbone.num_blocks,
-        "trainable_parameters": result.trainable_parameters,
+        "num_blocks": network.num_blocks,
         "input_size": config.input_size,
-        "normalization": {"mean": list(backbone.mean), "std": list(backbone.std)},
+        "normalization": {"mean": list(network.mean), "std": list(network.std)},
         "classes": list(p.dataset.class_names),
         "dataset": str(p.request.dataset),
         "dataset_fingerprint": p.dataset.fingerprint,
         "study": study.study_name,
-        "trial": chosen.number,
-        "search_accuracy": decision.chosen_accuracy,
-        "retrained_best_val_accuracy": result.best_val_accuracy,
-        "retrained_final_val_accuracy": result.final_val_accuracy,
-        "epochs": result.epochs_run,
-        "train_time_s": result.train_time_s,
+        "trial": decision.chosen_trial,
+        "epochs": config.epochs,
+        **card,
     }
     card_path = out / "model_card.md"
     lines = [f"# {config.backbone} fine-tuned on {p.request.dataset}", ""]
@@ -87,4 +131,5 @@ def export_decision(
     ]
     card_path.write_text("\n".join(lines) + "\n")
     (out / "model_card.json").write_text(json.dumps(card, indent=2))
-    return Exported(config_path, weights_path, card_path, result.best_val_accuracy)
+    retrained = card["weights_from"].startswith("trained again")
+    return Exported(config_path, weights_path, card_path, accuracy, retrained)

@@ -27,7 +27,7 @@ from autotransfer.search._trial import EpochReport, TrialCancelled, TrialEnd, th
 log = logging.getLogger(__name__)
 
 Trainer = Callable[..., TrialEnd]
-"""``train(config, dataset, *, cache, on_epoch) -> TrialEnd``; see ``_trial.train``."""
+"""``train(config, dataset, *, cache, on_epoch, weights_to) -> TrialEnd``; see ``_trial.train``."""
 
 
 @contextlib.contextmanager
@@ -87,7 +87,8 @@ def run_ticket(
                 if verdict == "prune":
                     raise optuna.TrialPruned(f"pruned at epoch {report.epoch}")
 
-            end = trainer(config, dataset, cache=cache, on_epoch=on_epoch)
+            weights = session.weights_path(ticket)
+            end = trainer(config, dataset, cache=cache, on_epoch=on_epoch, weights_to=weights)
         except optuna.TrialPruned:
             session.pruned(ticket)
         except TrialCancelled as exc:

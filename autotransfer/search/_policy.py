@@ -156,3 +156,23 @@ def over_budget(elapsed_s: float, trials: list[FrozenTrial], *, budget_runs: flo
         f"budget: {elapsed_s:.0f} s spent of {budget_runs:g} training runs "
         f"({budget_runs * run_s:.0f} s at {run_s:.0f} s a run); one more run would not fit"
     )
+
+
+def failing(trials: list[FrozenTrial], *, limit: int) -> str | None:
+    """Why a search should give up: its last ``limit`` trials to end all failed (an error
+    every configuration hits, such as a dataset a worker cannot read); None otherwise.
+    Trials a cancel or an ended search failed do not count."""
+    ended = sorted(
+        (t for t in trials if t.state.is_finished() and t.datetime_complete is not None),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
+    errors = [record.read_trial(t).error or "" for t in ended]
+    real = [
+        (t, e)
+        for t, e in zip(ended, errors, strict=True)
+        if not e.startswith(("TrialCancelled", "skipped:"))
+    ]
+    last = real[-limit:]
+    if len(last) < limit or any(t.state != TrialState.FAIL for t, _ in last):
+        return None
+    return f"failing: the last {limit} trials failed; the last with {last[-1][1][:300]}"

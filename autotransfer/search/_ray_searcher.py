@@ -24,7 +24,7 @@ from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
 from autotransfer import record
-from autotransfer.search._ray_trainable import METRIC, TIME_ATTR
+from autotransfer.search._ray_trainable import METRIC, TIME_ATTR, WEIGHTS_KEY
 from autotransfer.search._session import WAIT, SearchSession, Ticket
 from autotransfer.search._trial import EpochReport, TrialEnd
 
@@ -122,7 +122,8 @@ class EngineSearcher(Searcher):
             return None  # every remaining slot is held by a running trial
         assert isinstance(ticket, Ticket)
         session.annotate(ticket, ray_trial_id=trial_id)
-        return dict(ticket.params)
+        weights = session.weights_path(ticket)
+        return {**ticket.params, **({WEIGHTS_KEY: str(weights)} if weights else {})}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         session = _session(self.study_name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import socket
 import traceback
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +26,9 @@ from autotransfer.search._trial import EpochReport, TrialEnd, this_worker, train
 
 METRIC = "val_accuracy"  # what the scheduler compares after each epoch (an EpochReport field)
 TIME_ATTR = "epoch"  # the scheduler's unit of progress (an EpochReport field)
+# beside the sampled parameters in a trial's config: where to save its weights (a folder
+# the driver shares, see search/_model.py)
+WEIGHTS_KEY = "autotransfer_weights_to"
 
 
 @functools.lru_cache(maxsize=2)
@@ -61,6 +65,8 @@ def run_trial(
 
     request = SearchRequest.model_validate_json(request_json)
     spec = request.resolved_spec()
+    params = {key: value for key, value in config.items() if key != WEIGHTS_KEY}
+    weights = Path(config[WEIGHTS_KEY]) if WEIGHTS_KEY in config else None
     torch.set_num_threads(max(1, int(cpus)))
     where = record.trial_attrs(worker=this_worker(), ray_node=_node_id())
     last: dict[str, Any] = {**where, METRIC: 0.0, TIME_ATTR: 0}
@@ -74,7 +80,7 @@ def run_trial(
             )
         trial = trial_config(
             spec,
-            dict(config),
+            params,
             backbone=request.backbone,
             weights=request.weights,
             input_size=input_size,
@@ -93,8 +99,8 @@ def run_trial(
                 last.update(end.to_dict())
             tune.report(dict(last))
 
-        end = train(trial, dataset, cache=_feature_cache(request.cache, request.cache_dir),
-                    on_epoch=report)  # fmt: skip
+        cache = _feature_cache(request.cache, request.cache_dir)
+        end = train(trial, dataset, cache=cache, on_epoch=report, weights_to=weights)
         if TrialEnd.from_dict(last) is None:  # fewer epochs than configured: report the end now
             tune.report({**last, **end.to_dict()})
     except Exception as exc:

@@ -65,6 +65,19 @@ class SearchOptions(BaseModel):
     max_epochs: int | None = Field(
         None, ge=1, le=1000, strict=True, description="epochs of a trial that is not stopped"
     )
+    stop: Literal["trials", "settled"] | None = Field(
+        None,
+        description="settled: stop once the decision is settled (the packaged spaces); "
+        "trials: run until --trials have finished; default: the space's",
+    )
+    budget_runs: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="settled: most wall time to spend, in training runs of the cheapest "
+        "complete trial; default: the space's (2.5 in the packaged spaces)",
+    )
     seed: int | None = Field(
         None,
         ge=0,
@@ -136,6 +149,17 @@ class SearchRequest(SearchOptions):
         description="feature cache folder (default: beside a SQLite/journal storage file, "
         "study.db → study-features/, else ~/.cache/autotransfer/features)",
     )
+    keep_model: bool = Field(
+        True,
+        description="keep the chosen trial's weights (best epoch) as an Optuna artifact, so "
+        "--export hands over the measured model without retraining",
+    )
+    artifacts_dir: str | None = Field(
+        None,
+        description="artifact folder; default: beside a SQLite/journal storage file "
+        "(study.db → study-artifacts/), else ./autotransfer-artifacts (on Ray: a folder every "
+        "node shares)",
+    )
     ray_address: str | None = Field(
         None, description="Ray: an existing cluster (auto, host:port, ray://host:port)"
     )
@@ -166,21 +190,22 @@ class SearchRequest(SearchOptions):
     def resolved_spec(self) -> SearchSpec:
         """The search space with this request's budget overrides applied."""
         spec = self.spec if self.spec is not None else load_spec(self.space)
-        updates = {
+        updates: dict[str, Any] = {
             key: value
             for key, value in (
                 ("trials", self.trials),
                 ("timeout_s", self.timeout_s),
                 ("max_epochs", self.max_epochs),
                 ("seed", self.seed),
+                ("stop", self.stop),
+                ("budget_runs", self.budget_runs),
             )
             if value is not None
         }
-        if "max_epochs" in updates:  # trials are judged at the same share of their epochs
+        if self.max_epochs is not None:  # trials are judged at the same share of their epochs
             share = spec.budget.min_epochs / spec.budget.max_epochs
-            updates["min_epochs"] = max(
-                1, min(round(share * updates["max_epochs"] + 1e-9), updates["max_epochs"])
-            )
+            judged = round(share * self.max_epochs + 1e-9)
+            updates["min_epochs"] = max(1, min(judged, self.max_epochs))
         budget = spec.budget.model_validate({**spec.budget.model_dump(), **updates})
         return spec.model_copy(update={"budget": budget})
 

@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import optuna
@@ -24,7 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 from autotransfer import record
 from autotransfer.errors import UserInputError
 from autotransfer.finetune import TrialConfig
-from autotransfer.search._policy import over_budget, settled, study_pruner
+from autotransfer.search._model import keep_chosen, staged_weights
+from autotransfer.search._policy import failing, over_budget, settled, study_pruner
 from autotransfer.search._prepared import PreparedSearch, Seed
 from autotransfer.search._trial import EpochReport, TrialEnd, trial_config
 from autotransfer.spec import (
@@ -46,6 +48,7 @@ STALE = (
 )
 SKIPPED = "skipped: the search ended before this enqueued configuration ran"
 CANCELLED = "cancelled"
+FAILURES = 10  # trials that fail in a row before a search gives up
 Verdict = Literal["continue", "prune", "cancel"]
 
 
@@ -225,6 +228,10 @@ class SearchSession:
             if finished >= target:
                 self.stop_reason = f"trials: the {target} requested trials have finished"
                 return None
+            gave_up = failing(self.study.get_trials(deepcopy=False), limit=FAILURES)
+            if gave_up is not None:
+                self.stop_reason = gave_up
+                return None
             if self.spec.budget.stop == "settled":
                 reason = self._settled()
                 if reason is not None:
@@ -291,13 +298,19 @@ class SearchSession:
         self.study.enqueue_trial(dict(trial.params), user_attrs=attrs)
         log.warning("trial %d will run again: %s", trial.number, info.error)
 
+    def weights_path(self, ticket: Ticket) -> Path | None:
+        """Where the ticket's trial saves its weights for :meth:`close` to keep, if chosen."""
+        return staged_weights(self.prepared.request, self.study.study_name, ticket.number)
+
     def close(self) -> None:
-        """After the last trial: a search that ended (not a cancel, which is resumed) fails
-        the enqueued configurations it will never run, saying so, so that nothing waits
-        forever in the storage or the dashboard."""
+        """After the last trial: a search that ended (not a cancel, which is resumed) records
+        why, keeps the chosen trial's weights (``_model.py``), and fails the enqueued
+        configurations it will never run, saying so, so that nothing waits forever in the
+        storage or the dashboard."""
         if self.stop_reason in (None, CANCELLED):
             return
         record.write_study(self.study, stop_reason=self.stop_reason)
+        keep_chosen(self.study, self.prepared.request, tolerance=self.spec.budget.tolerance)
         with study_lock(self.prepared.request.storage, self.study.study_name):
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
             for _ in waiting:

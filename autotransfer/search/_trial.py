@@ -6,11 +6,15 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
+import torch
+
+from autotransfer.backbones import Backbone
 from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
-from autotransfer.finetune import EpochMetrics, TrialConfig, TrialResult, train_trial
+from autotransfer.finetune import EpochMetrics, TrialConfig, TrialResult, fit
 from autotransfer.spec import SearchSpec
 
 
@@ -106,9 +110,27 @@ def train(
     *,
     cache: FeatureCache | None,
     on_epoch: Callable[[EpochReport], None],
+    weights_to: Path | None = None,
 ) -> TrialEnd:
-    """Train one configuration, calling ``on_epoch`` after each epoch (it may raise to stop)."""
-    result = train_trial(
-        config, dataset, cache=cache, reporter=lambda m: on_epoch(EpochReport.of(m))
+    """Train one configuration, calling ``on_epoch`` after each epoch (it may raise to stop).
+
+    ``weights_to``: where to save the network's state dict after its best epoch (the one
+    the trial's value measures), for the engine to keep if the trial is chosen.
+    """
+
+    def save(backbone: Backbone) -> None:
+        assert weights_to is not None
+        weights_to.parent.mkdir(parents=True, exist_ok=True)
+        partial = weights_to.with_name(weights_to.name + ".partial")
+        torch.save(backbone.model.state_dict(), partial)
+        partial.replace(weights_to)  # never a half-written file under the final name
+
+    result, _ = fit(
+        config,
+        dataset,
+        cache=cache,
+        reporter=lambda m: on_epoch(EpochReport.of(m)),
+        keep_best=weights_to is not None,
+        on_trained=save if weights_to is not None else None,
     )
     return TrialEnd.of(result)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import optuna
 import sqlalchemy
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -54,8 +53,3 @@ def open_storage(
             f"Cannot open storage {url}: {reason}. Check that the database exists and answers "
             f"(for PostgreSQL: `psql '{url.text.replace('+psycopg', '')}'`)."
         ) from None
-
-
-def study_names(url: str | StorageURL) -> list[str]:
-    """The studies a storage holds (it must exist)."""
-    return optuna.get_all_study_names(open_storage(url, create=False))

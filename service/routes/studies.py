@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import optuna
 from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi.responses import StreamingResponse
 
+from autotransfer import record
+from autotransfer.storage import artifact_store
 from service import jobs
 from service.datarefs import RefError
 from service.db import Job, JobState
@@ -20,7 +23,14 @@ from service.schemas import (
     TrialsPublic,
 )
 from service.submit import validate_study
-from service.views import brief, load_study, read_storage, study_public, trials_page
+from service.views import (
+    brief,
+    chosen_config,
+    load_study,
+    read_storage,
+    study_public,
+    trials_page,
+)
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
 
@@ -99,6 +109,54 @@ def get_trials(
         return TrialsPublic(data=[], count=0)
     data, count = trials_page(study, state=state, offset=offset, limit=limit)
     return TrialsPublic(data=data, count=count)
+
+
+@router.get(
+    "/{job_id}/model",
+    dependencies=[ReadKey],
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "torch state dict"},
+        404: {"description": "the study kept no model (yet)"},
+    },
+)
+def get_model(job_id: str, session: SessionDep, settings: SettingsDep) -> StreamingResponse:
+    """The chosen trial's weights as the search trained them (its best epoch): a state dict
+    for ``create_backbone(...).model.load_state_dict(torch.load(f, weights_only=True))``."""
+    job = _job(session, job_id)
+    study = load_study(settings.database_url, job.study_name)
+    kept = record.read_study(study).model if study is not None else None
+    if kept is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"study job {job_id} has kept no model: it has not ended, completed no trial, or "
+            "ran with keep_model false",
+        )
+    store = artifact_store(settings.database_url, settings.artifacts_dir)
+    reader = store.open_reader(kept["artifact_id"])
+    name = f"{job.study_name}-trial{kept['trial']}-model.pt"
+    return StreamingResponse(
+        reader,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/{job_id}/config",
+    dependencies=[ReadKey],
+    responses={404: {"description": "no trial has completed"}},
+)
+def get_config(job_id: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """The chosen trial's whole training configuration (what ``--export`` writes)."""
+    job = _job(session, job_id)
+    study = load_study(settings.database_url, job.study_name)
+    config = chosen_config(study) if study is not None else None
+    if config is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"study job {job_id} has no completed trial yet"
+        )
+    return config
 
 
 @router.post(
