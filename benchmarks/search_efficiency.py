@@ -349,6 +349,12 @@ def summary(rows: list[MethodResult]) -> list[str]:
     return lines
 
 
+def _budget(r: MethodResult) -> str:
+    if r.budget_s:
+        return _fmt(r.budget_s)
+    return "stops itself" if r.method in STOPS_ITSELF else "-"
+
+
 def table(task: str, oracle_best: float, rows: list[MethodResult]) -> str:
     lines = [
         f"### {task} (oracle best {oracle_best:.4f}, target {oracle_best - TARGET_POINTS:.4f})",
@@ -359,7 +365,7 @@ def table(task: str, oracle_best: float, rows: list[MethodResult]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r.method} | {r.seed} | {_fmt(r.budget_s) if r.budget_s else 'stops itself'} | "
+            f"| {r.method} | {r.seed} | {_budget(r)} | "
             f"{r.trials} ({r.pruned}) | "
             f"{r.picked_params.get('freeze_depth')} | {r.picked_accuracy:.4f} | "
             f"{r.regret:+.4f} | {_fmt(r.time_to_target_s)} | {r.wall_s:.0f} | "

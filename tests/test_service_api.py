@@ -447,3 +447,24 @@ def test_the_kept_model_and_its_config_download_behind_the_keys(
     missing = _submit(client, {**SLOW, "study_name": "no-model-yet"})
     assert client.get(f"/v1/studies/{missing['id']}/model", headers=AUTH).status_code == 404
     client.post(f"/v1/studies/{missing['id']}/cancel", headers=AUTH)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("dataset", "a" * 300),
+        ("dataset", "sub/" + "a" * 300 + ".npz"),  # a path: the file system refuses the name
+        ("weights", "b" * 300 + ".pth"),
+    ],
+)
+def test_names_too_long_for_the_file_system_are_422_not_500(
+    service: dict[str, Any], field: str, value: str
+) -> None:
+    client = _client(service)
+    for route, body in (
+        ("/v1/studies", {**TINY, field: value}),
+        ("/v1/recommendations", {"dataset": "digits", field: value}),
+    ):
+        r = client.post(route, json=body, headers=AUTH)
+        assert r.status_code == 422, (route, r.status_code, r.text[:500])
+        assert any(e["loc"][-1] == field for e in r.json()["detail"]), r.text[:500]
