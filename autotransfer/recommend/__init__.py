@@ -4,7 +4,7 @@
 >>> outcome = decide(RuleInputs(num_train=1437, samples_per_class_min=142, similarity=0.39,
 ...                             budget="limited", num_blocks=17))
 >>> outcome.rule.strategy, outcome.freeze_depth
-('partial', 11)
+('partial', 12)
 """
 
 from __future__ import annotations

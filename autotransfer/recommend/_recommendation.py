@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autotransfer.recommend._rules import REFERENCE_BATCH, head_lr_mult
+from autotransfer.recommend._rules import PEAK_DEPTH, REFERENCE_BATCH, head_lr_mult
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,17 @@ class Recommendation:
     def seed_params(self) -> list[dict[str, Any]]:
         """The recommended configuration first, then its neighbours, without duplicates.
 
-        Neighbours, those that could beat the recommendation first: one block deeper
-        (k + 1), the base LR ×3, the base LR ÷3, then one block shallower (k − 1), where the
-        backbone has them. A search that can afford one more full run after the
+        Neighbours: first the depth neighbour on the side of ``PEAK_DEPTH`` (one block
+        shallower from above it, one deeper from below or at it), then the base LR ×3 and
+        ÷3, then the other depth neighbour, where the backbone has them. Every oracle grid
+        here rises to about two thirds of the blocks and flattens or drops beyond, so from
+        below the peak the deeper neighbour is the one likely to beat the recommendation,
+        and from above it the shallower one is likely as accurate and, being cheaper,
+        becomes the decision. A search that can afford one more full run after the
         recommendation (the packaged spaces' budget) thus tries the neighbour most likely
-        to improve on it; the shallower one can only win on cost, within the tolerance.
-        The LR neighbours rescale the head's multiplier so the head keeps its LR (the rules
-        put it at the pretraining LR). A neighbour at k = 0 drops LP-FT, which needs
-        something to fine-tune after the linear probe.
+        to change its decision. The LR neighbours rescale the head's multiplier so the head
+        keeps its LR (the rules put it at the pretraining LR). A neighbour at k = 0 drops
+        LP-FT, which needs something to fine-tune after the linear probe.
         """
         base = self.config_params()
         head_lr = self.base_lr * self.head_lr_mult
@@ -81,8 +84,9 @@ class Recommendation:
             lr = round(self.base_lr * factor, 6)
             return {**base, "base_lr": lr, "head_lr_mult": head_lr_mult(lr, head_lr)}
 
-        variants = [base, *depth(self.freeze_depth + 1), rate(3.0), rate(1 / 3)]
-        variants += depth(self.freeze_depth - 1)
+        k = self.freeze_depth
+        toward, away = (k - 1, k + 1) if k > PEAK_DEPTH * self.num_blocks else (k + 1, k - 1)
+        variants = [base, *depth(toward), rate(3.0), rate(1 / 3), *depth(away)]
         unique: list[dict[str, Any]] = []
         for variant in variants:
             if variant not in unique:
