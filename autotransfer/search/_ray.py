@@ -217,7 +217,7 @@ def _new_tuner(session: SearchSession, trainable: Any, root: Path, name: str, mi
     spec, request = session.spec, session.prepared.request
     name_ = session.study.study_name
     # the decision pruner needs the engine's decision; the others are Tune's own schedulers
-    engine_prunes = spec.budget.pruner.type == "decision" and spec.budget.objective == "accuracy"
+    engine_prunes = spec.budget.pruner.type == "decision" and not spec.budget.multi_objective
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
