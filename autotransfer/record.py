@@ -24,6 +24,8 @@ from optuna.trial import FrozenTrial
 
 RECOMMENDER = "recommender"  # the source of an enqueued seed
 SAMPLER = "sampler"  # the source of a configuration the study's sampler drew
+# how the ``error`` of an enqueued configuration that an ended search never ran begins
+SKIPPED = "skipped:"
 
 
 def _from_attrs(cls: Any, attrs: dict[str, Any]) -> Any:
@@ -193,6 +195,13 @@ def write_trial(
     for key, value in _checked(TrialInfo, values).items():
         storage.set_trial_user_attr(trial_id, key, value)
     return values
+
+
+def is_skipped(trial: FrozenTrial) -> bool:
+    """Whether the trial never ran: an enqueued configuration the search ended before (it is
+    FAIL in Optuna's storage, with an ``error`` that says so, but it is no failure)."""
+    error = read_trial(trial).error
+    return trial.state == optuna.trial.TrialState.FAIL and bool(error and error.startswith(SKIPPED))
 
 
 def is_seeded(trial: FrozenTrial) -> bool:

@@ -72,6 +72,7 @@ class Progress(BaseModel):
     failed: int = 0
     running: int = 0
     waiting: int = 0
+    skipped: int = 0  # queued configurations the search ended before running
 
 
 class StudyBrief(BaseModel):

@@ -69,6 +69,7 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
             failed=s.failed,
             running=s.running,
             waiting=s.waiting,
+            skipped=s.skipped,
         ),
         best_value=_finite(s.best_value),
         best_trial=s.best_trial,

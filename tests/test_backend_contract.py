@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from autotransfer import record
 from autotransfer.record import read_study, read_trial
-from autotransfer.search import SearchRequest, Seed, run_search
+from autotransfer.search import BACKENDS, SearchRequest, Seed, run_search
 from autotransfer.storage import open_storage as make_storage
 
 DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
@@ -92,7 +92,7 @@ def studies() -> dict[str, optuna.Study]:
     return {}
 
 
-@pytest.fixture(params=["optuna", "ray"])
+@pytest.fixture(params=sorted(BACKENDS))
 def study(
     request: pytest.FixtureRequest,
     studies: dict[str, optuna.Study],
@@ -214,7 +214,7 @@ def settled_studies() -> dict[str, optuna.Study]:
     return {}
 
 
-@pytest.fixture(params=["optuna", "ray"])
+@pytest.fixture(params=sorted(BACKENDS))
 def settled_study(
     request: pytest.FixtureRequest,
     settled_studies: dict[str, optuna.Study],

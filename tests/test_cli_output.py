@@ -12,7 +12,7 @@ from rich.console import Console
 
 from autotransfer import record
 from autotransfer.cli._progress import TrialLines, status_table
-from autotransfer.results import curves_figure, decide, depth_figure
+from autotransfer.results import curves_figure, decide, depth_figure, summarize
 
 SPACE = {"freeze_depth": IntDistribution(0, 17), "base_lr": FloatDistribution(1e-4, 1.0)}
 
@@ -77,3 +77,19 @@ def test_integer_axes_have_integer_ticks(which: str) -> None:
     for axis in axes:
         ticks = axis.get_ticklocs()
         assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_queued_configuration_the_search_never_ran_is_skipped_not_failed() -> None:
+    study = _study()
+    study.enqueue_trial({"freeze_depth": 5, "base_lr": 0.01})
+    never = study.ask(SPACE)
+    _attrs(never, error=f"{record.SKIPPED} the search ended before this enqueued configuration ran")
+    study.tell(never, state=TrialState.FAIL)
+    s = summarize(study)
+    assert (s.failed, s.skipped) == (1, 1)  # the out-of-memory trial failed; this one never ran
+    assert TrialLines(epochs=2).new(study)[-1] == (
+        f"trial #{never.number}: k=5 skipped: the search ended before this enqueued "
+        "configuration ran"
+    )
+    decision = decide(study)
+    assert decision is not None and 5 not in [row.depth for row in decision.by_depth]

@@ -576,3 +576,18 @@ def test_seeds_an_ended_search_never_ran_are_failed_then_run_by_a_longer_one(
     again = longer.study.get_trials()[3:]
     assert [read_trial(t).retry_of for t in again] == [1, 2]
     assert all(t.state == TrialState.COMPLETE for t in again) and len(again) == 2
+
+
+def test_opening_a_study_logs_no_existing_study_line_and_names_its_metric(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = prepare(_engine_request(tmp_path))
+    optuna.logging.enable_propagation()  # Optuna's INFO lines reach caplog
+    try:
+        with caplog.at_level("INFO", logger="optuna"):
+            first = SearchSession.open(p)
+            SearchSession.open(p)  # a second worker, or a resumed search
+    finally:
+        optuna.logging.disable_propagation()
+    assert not [r for r in caplog.records if "Using an existing study" in r.getMessage()]
+    assert first.study.metric_names == ["accuracy"]  # the dashboard's label, not "Objective 0"

@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 from service_helpers import KEY, OTHER_KEY, TINY, serve, service_env, spawn, stop, wait_for
 
+from autotransfer import record
 from service.settings import Settings
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -221,11 +222,13 @@ def test_submit_runs_and_reports_progress_then_result(service: dict[str, Any]) -
     # fails them with a reason (a longer run of the same study enqueues them again)
     skipped = [t for t in trials["data"] if t["state"] == "fail"]
     assert ran == [0, 1] and progress["waiting"] == 0
-    assert trials["count"] == 2 + len(skipped) and progress["failed"] == len(skipped)
+    assert trials["count"] == 2 + len(skipped) and progress["skipped"] == len(skipped)
+    assert progress["failed"] == 0  # a configuration that never ran did not fail
     assert all(t["user_attrs"]["error"].startswith("skipped: the search ended") for t in skipped)
     first = trials["data"][0]
     assert first["intermediate_values"] == {"1": first["user_attrs"]["final_val_accuracy"]}
-    assert "freeze_depth" in first["params"] and first["user_attrs"]["source"] == "recommender"
+    assert "freeze_depth" in first["params"]
+    assert record.TrialInfo.from_attrs(first["user_attrs"]).source == record.RECOMMENDER
     page = client.get(
         f"/v1/studies/{accepted['id']}/trials", params={"offset": 1, "limit": 1}, headers=AUTH
     ).json()

@@ -56,6 +56,8 @@ def trial_line(t: FrozenTrial, epochs: int) -> str:
     """``trial #3: k=5 complete, accuracy 0.9512 (6/6 epochs, 12.3 s)``; a failure says why."""
     info = record.read_trial(t)
     depth = depth_of(t)
+    if record.is_skipped(t):
+        return f"trial #{t.number}: k={depth if depth is not None else '?'} {info.error}"
     if t.state == TrialState.COMPLETE and t.values:
         outcome = f"accuracy {t.values[0]:.4f}"
     elif t.intermediate_values:

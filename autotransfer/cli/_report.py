@@ -116,6 +116,7 @@ def print_report(
     out.print(
         f"[bold]{s.name}[/]: {s.backbone} on {s.dataset} ({s.space}); "
         f"{s.complete} complete, {s.pruned} pruned, {s.failed} failed"
+        + (f", {s.skipped} skipped (queued, never run)" if s.skipped else "")
     )
     if decision is None:
         out.print("no completed trial yet")

@@ -74,6 +74,7 @@ def depth_of(t: FrozenTrial) -> int | None:
 
 def by_depth(trials: list[FrozenTrial]) -> list[DepthRow]:
     rows = []
+    trials = [t for t in trials if not record.is_skipped(t)]  # never ran at any depth
     depths = sorted({d for t in trials if (d := depth_of(t)) is not None})
     for depth in depths:
         at = [t for t in trials if depth_of(t) == depth]

@@ -22,11 +22,12 @@ class StudySummary:
     requested_trials: int | None
     complete: int
     pruned: int
-    failed: int
+    failed: int  # ran and failed (a skipped configuration never ran: ``skipped``)
     running: int
     waiting: int
     best_value: float | None
     best_trial: int | None
+    skipped: int = 0  # enqueued configurations the search ended before (``record.is_skipped``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,6 +46,7 @@ def load(storage_url: str | StorageURL, study_name: str) -> optuna.Study:
 
 def summarize(study: optuna.Study) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
+    skipped = sum(record.is_skipped(t) for t in trials)
     states = Counter(t.state for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
     best = max(complete, key=lambda t: t.values[0]) if complete else None
@@ -57,11 +59,12 @@ def summarize(study: optuna.Study) -> StudySummary:
         requested_trials=info.requested_trials,
         complete=states[TrialState.COMPLETE],
         pruned=states[TrialState.PRUNED],
-        failed=states[TrialState.FAIL],
+        failed=states[TrialState.FAIL] - skipped,
         running=states[TrialState.RUNNING],
         waiting=states[TrialState.WAITING],
         best_value=best.values[0] if best else None,
         best_trial=best.number if best else None,
+        skipped=skipped,
     )
 
 

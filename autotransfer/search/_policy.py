@@ -170,7 +170,7 @@ def failing(trials: list[FrozenTrial], *, limit: int) -> str | None:
     real = [
         (t, e)
         for t, e in zip(ended, errors, strict=True)
-        if not e.startswith(("TrialCancelled", "skipped:"))
+        if not e.startswith(("TrialCancelled", record.SKIPPED))
     ]
     last = real[-limit:]
     if len(last) < limit or any(t.state != TrialState.FAIL for t, _ in last):

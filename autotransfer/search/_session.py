@@ -47,7 +47,7 @@ STALE = (
     "stale heartbeat: its worker stopped without finishing it (killed, or its machine was "
     "lost); run once more"
 )
-SKIPPED = "skipped: the search ended before this enqueued configuration ran"
+SKIPPED = f"{record.SKIPPED} the search ended before this enqueued configuration ran"
 CANCELLED = "cancelled"
 FAILURES = 10  # trials that fail in a row before a search gives up
 Verdict = Literal["continue", "prune", "cancel"]
