@@ -64,7 +64,8 @@ class StudyInfo:
     recommendation_audit: dict[str, Any] | None = None
     # the Ray backend's Tune experiment folder
     ray_experiment: str | None = None
-    # why the last run of the search stopped ("settled: …", "trials: …", "timeout: …")
+    # why the last run of the search stopped: "settled: …", "budget: …", "trials: …",
+    # "timeout: …" or "failing: …" (search/_policy.py, search/_session.py)
     stop_reason: str | None = None
     # the chosen trial's kept weights: {"trial", "artifact_id", "file", "accuracy"}
     model: dict[str, Any] | None = None

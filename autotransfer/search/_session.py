@@ -3,7 +3,7 @@
 What a search decides and records lives here, once: opening or resuming the study (and
 refusing one that holds another search), enqueueing the seeds once, whether another trial
 may start (finished trials counted under a cross-process lock, the timeout, a cancel), and
-every trial's records from its start to how it ended. Executors (``_backends.Executor``)
+every trial's records from its start to how it ended. Executors (``_executor.Executor``)
 only run the trials it hands out.
 """
 
