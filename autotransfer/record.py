@@ -64,10 +64,14 @@ class StudyInfo:
     recommendation_audit: dict[str, Any] | None = None
     # the Ray backend's Tune experiment folder
     ray_experiment: str | None = None
-    # why the last run of the search stopped ("settled: …", "trials: …", "timeout: …")
+    # why the last run of the search stopped: "settled: …", "budget: …", "trials: …",
+    # "timeout: …" or "failing: …" (search/_policy.py, search/_session.py)
     stop_reason: str | None = None
     # the chosen trial's kept weights: {"trial", "artifact_id", "file", "accuracy"}
     model: dict[str, Any] | None = None
+    # the kept model scored once on the test split the search never saw: {"trial", "metric",
+    # "score", "accuracy", "metrics", "images", "class_report", "source"}, or {"error"}
+    test: dict[str, Any] | None = None
 
     IDENTITY = ("backbone", "dataset_fingerprint", "space", "input_size")
 
@@ -109,6 +113,10 @@ class TrialInfo:
     # written when it completes
     best_epoch: int | None = None
     final_val_accuracy: float | None = None
+    # the accuracy at the best epoch (the trial's value is the study's metric, which may be
+    # another), and that epoch's per-class precision, recall, support and confusion matrix
+    best_val_accuracy: float | None = None
+    class_report: dict[str, Any] | None = None
     # written when it fails: "<ExceptionType>: message", and the traceback's tail
     error: str | None = None
     traceback: str | None = None
@@ -151,6 +159,8 @@ TRIAL_SHOWN = (
     "trainable_parameters",
     "best_epoch",
     "final_val_accuracy",
+    "best_val_accuracy",
+    "class_report",
     "error",
     "retry_of",
 )

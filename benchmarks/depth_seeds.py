@@ -91,7 +91,8 @@ def main() -> None:
                 table[task][str(k)] = accs
                 reached = sum(a >= target - 1e-12 for a in accs)
                 lines.append(
-                    f"| {k} | " + " | ".join(f"{a:.4f}" for a in accs)
+                    f"| {k} | "
+                    + " | ".join(f"{a:.4f}" for a in accs)
                     + f" | {reached}/{len(accs)} |"
                 )
                 print(lines[-1], flush=True)

@@ -109,6 +109,14 @@ class StudyPublic(StudyBrief):
     chosen_freeze_depth: int | None = None
     chosen_trial: int | None = None
     chosen_params: dict[str, Any] | None = None
+    metric: str = Field(
+        "accuracy", description="what best_value and the trials' values measure (the objective)"
+    )
+    chosen_class_report: dict[str, Any] | None = Field(
+        None,
+        description="the chosen trial's per-class precision, recall, support and confusion "
+        "matrix (rows: true class) at its best epoch, on the validation split",
+    )
     num_blocks: int | None = None
     recommendation: dict[str, Any] | None = None
     recommendation_audit: Any = None
@@ -116,6 +124,11 @@ class StudyPublic(StudyBrief):
         None, description="why the search stopped (settled, budget, trials, timeout)"
     )
     model: ModelPublic | None = None
+    test: dict[str, Any] | None = Field(
+        None,
+        description="the kept model scored once on the test split the search never saw: "
+        "metric, score, accuracy, every metric, images, class_report, source (or error)",
+    )
     study_missing: bool = Field(
         False,
         description="the job ran, but its Optuna study is gone from the storage (deleted in "

@@ -77,6 +77,8 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
         chosen_freeze_depth=decision.chosen_depth if decision else None,
         chosen_trial=decision.chosen_trial if decision else None,
         chosen_params=decision.chosen_params if decision else None,
+        metric=decision.metric if decision else "accuracy",
+        chosen_class_report=decision.chosen_class_report if decision else None,
         num_blocks=info.num_blocks,
         recommendation=info.recommendation,
         recommendation_audit=info.recommendation_audit,
@@ -89,6 +91,7 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
         )
         if info.model
         else None,
+        test=info.test,
     )
 
 

@@ -1,11 +1,12 @@
 """One contract for both search backends (Optuna and Ray Tune), run on the same real search.
 
-The space has a condition (``layer_decay`` only at depth 1), so Ray samples it define-by-run
-through ``OptunaSearch``. The scenario makes every outcome certain rather than likely: the
-seeds run first and, in this order, are a good configuration, one that raises (label
-smoothing 1.0 is not a valid setting), and two with a hopeless learning rate that stay at
-chance after the first epoch, so the pruner (Optuna) or scheduler (ASHA) must stop them
-there. One trial at a time keeps the order fixed on Ray as well.
+The space has a condition (``layer_decay`` only at depth 1), which the engine samples
+define-by-run on both backends (Ray asks it through ``EngineSearcher``). The scenario makes
+every outcome certain rather than likely: the seeds run first and, in this order, are a good
+configuration, one that raises (label smoothing 1.0 is not a valid setting), and two with a
+hopeless learning rate that stay at chance after the first epoch, so the pruner (successive
+halving on Optuna, the ASHA scheduler it compiles to on Ray) must stop them there. One trial
+at a time keeps the order fixed on Ray as well.
 """
 
 from __future__ import annotations

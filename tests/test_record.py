@@ -42,6 +42,8 @@ TRIAL_NAMES = (
     "train_time_s",
     "trainable_parameters",
     "best_epoch",
+    "best_val_accuracy",
+    "class_report",
     "final_val_accuracy",
     "error",
     "traceback",

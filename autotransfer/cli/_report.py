@@ -48,7 +48,7 @@ def print_recommendation(rec: Recommendation) -> None:
     out.print(
         f"signals ({s.sample_size} images, {s.seconds:.1f} s): similarity "
         f"{rec.similarity:.3f}, BatchNorm shift {shift}, probe gain {s.probe_gain:.3f}, "
-        f"linear probe {probes} (majority class {s.chance:.3f})",
+        f"linear probe {probes} (chance on the class-balanced sample {s.chance:.3f})",
         highlight=False,
     )
     out.print("reasons:", highlight=False)
@@ -121,14 +121,15 @@ def print_report(
     if decision is None:
         out.print("no completed trial yet")
         return
+    metric = decision.metric
     table = Table(
         "freeze depth",
         "trials",
         "complete",
         "pruned",
         "failed",
-        "best accuracy",
-        title="accuracy by freeze depth",
+        f"best {metric}",
+        title=f"{metric} by freeze depth",
         title_justify="left",
     )
     for row in decision.by_depth:
@@ -145,15 +146,17 @@ def print_report(
     out.print(table)
     blocks = info.num_blocks if info.num_blocks is not None else "?"
     out.print(
-        f"best trial #{decision.best_trial}: accuracy {decision.best_accuracy:.4f}\n"
+        f"best trial #{decision.best_trial}: {metric} {decision.best_accuracy:.4f}\n"
         f"chosen freeze depth: [bold]{decision.chosen_depth}[/] of {blocks} blocks "
-        f"(trial #{decision.chosen_trial}, accuracy {decision.chosen_accuracy:.4f}, "
+        f"(trial #{decision.chosen_trial}, {metric} {decision.chosen_accuracy:.4f}, "
         f"{decision.chosen_trainable_parameters or 0:,} trainable parameters; the cheapest "
         f"within {decision.tolerance * 100:.1f} points of the best)\n"
         f"chosen parameters: {json.dumps(decision.chosen_params)}"
     )
     if decision.pareto_trials:
-        out.print(f"Pareto front (accuracy vs training time): trials {decision.pareto_trials}")
+        out.print(f"Pareto front ({metric} vs training time): trials {decision.pareto_trials}")
+    if decision.chosen_class_report:
+        out.print(class_table(decision.chosen_class_report, decision.chosen_trial))
     if info.stop_reason:
         out.print(f"stopped: {info.stop_reason}", highlight=False)
     if info.model:
@@ -163,9 +166,55 @@ def print_report(
             f"--export hands them over without retraining",
             highlight=False,
         )
+    if info.test:
+        out.print(test_line(info.test), highlight=False)
     print_study_recommendation(info)
     if plots:
         out.print(f"plots: {' '.join(map(str, plots))}", highlight=False, soft_wrap=True)
+
+
+def test_line(test: dict[str, Any]) -> str:
+    """The test figure, labelled as what it is (and what the validation figure is not)."""
+    if "error" in test:
+        return f"test split: not scored ({test['error']})"
+    other = f", accuracy {test['accuracy']:.4f}" if test["metric"] != "accuracy" else ""
+    return (
+        f"test: {test['metric']} {test['score']:.4f}{other} on {test['images']:,} images "
+        f"the search never saw ({test['source']}), trial #{test['trial']}'s kept weights; "
+        f"the validation figures above chose the model, this one did not"
+    )
+
+
+MATRIX_CLASSES = 6  # up to this many classes the confusion matrix fits beside the table
+
+
+def class_table(report: dict[str, Any], trial: int) -> Table:
+    """Per-class precision, recall and support; the confusion matrix's rows too for a few
+    classes (``--json`` and the API always carry the whole matrix)."""
+    classes = report["classes"]
+    matrix = len(classes) <= MATRIX_CLASSES
+    title = f"per class on validation, trial #{trial}'s best epoch"
+    table = Table(
+        "class",
+        "precision",
+        "recall",
+        "images",
+        *([f"→{c}" for c in classes] if matrix else []),
+        title=title + (" (→: predicted as)" if matrix else ""),
+        title_justify="left",
+    )
+    rows = zip(classes, report["precision"], report["recall"], report["support"], strict=True)
+    for (name, precision, recall, support), counts in zip(
+        rows, report["confusion_matrix"], strict=True
+    ):
+        table.add_row(
+            str(name),
+            f"{precision:.3f}",
+            f"{recall:.3f}",
+            str(support),
+            *(map(str, counts) if matrix else []),
+        )
+    return table
 
 
 def study_json(

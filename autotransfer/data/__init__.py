@@ -15,17 +15,19 @@ from autotransfer.data._fashion_mnist import FASHION_MNIST_CLASSES
 from autotransfer.data._idx import parse_idx, read_idx
 from autotransfer.data._images import IMAGE_EXTENSIONS
 from autotransfer.data._load import load_dataset
-from autotransfer.data._loaders import make_loaders
+from autotransfer.data._loaders import balanced_sampler, make_loaders
 from autotransfer.data._profile import DatasetProfile
 from autotransfer.data._ref import DatasetRef
 from autotransfer.data._sources import FileImages, ImageSource, TensorImages
 from autotransfer.data._split import stratified_split, stratified_subset
 from autotransfer.data._synthetic import SyntheticSpec, generate_synthetic
+from autotransfer.data._test_split import MAX_TEST_FRACTION, check_test_fraction, test_split_of
 from autotransfer.data._transforms import BatchTransform, resize_uint8
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "IMAGE_EXTENSIONS",
+    "MAX_TEST_FRACTION",
     "BatchTransform",
     "DatasetError",
     "DatasetProfile",
@@ -35,6 +37,8 @@ __all__ = [
     "SyntheticSpec",
     "TensorImages",
     "TransferDataset",
+    "balanced_sampler",
+    "check_test_fraction",
     "generate_synthetic",
     "load_dataset",
     "make_loaders",
@@ -43,4 +47,5 @@ __all__ = [
     "resize_uint8",
     "stratified_split",
     "stratified_subset",
+    "test_split_of",
 ]

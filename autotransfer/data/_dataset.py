@@ -27,6 +27,9 @@ class TransferDataset:
     val: ImageSource
     class_names: tuple[str, ...]
     skipped_files: tuple[Path, ...] = ()
+    # a test split held out of the training data (``test_fraction``), never searched on; not
+    # part of ``fingerprint`` or ``profile()`` (see ``_test_split.py``)
+    test: ImageSource | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))

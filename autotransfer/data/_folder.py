@@ -133,6 +133,7 @@ def load_image_folder(
             )
         class_dirs = {name: train_dir / name for name in train_classes}
         class_names = tuple(class_dirs)
+        check_test_classes(root, class_names)
         train_items = _collect(train_dir, class_names)
         val_items = _collect(val_dir, class_names)
         scan = _Scan(train_items + val_items)
@@ -165,3 +166,33 @@ def load_image_folder(
         class_names=class_names,
         skipped_files=tuple(scan.bad),
     )
+
+
+def check_test_classes(root: Path, class_names: Sequence[str]) -> None:
+    """Refuse a ``test/`` folder whose class folders differ from ``train/``'s, by their names
+    alone: the search opens none of its files (``load_test_folder`` does, after it)."""
+    test_dir = root / "test"
+    if not test_dir.is_dir():
+        return
+    test_classes = set(_class_dirs(test_dir))
+    if test_classes != set(class_names):
+        raise DatasetError(
+            f"class folders of {test_dir} differ from {root / 'train'}: missing in test/: "
+            f"{sorted(set(class_names) - test_classes)}, not in train/: "
+            f"{sorted(test_classes - set(class_names))}; give test/ the same class folders."
+        )
+
+
+def load_test_folder(
+    root: Path, class_names: Sequence[str], channels: int, on_corrupt: Literal["skip", "error"]
+) -> FileImages | None:
+    """``root/test/<class>/*`` with the training split's classes and channels, or None when
+    there is no ``test/``. Read only once the search has ended."""
+    test_dir = root / "test"
+    if not test_dir.is_dir():
+        return None
+    check_test_classes(root, class_names)
+    items = _collect(test_dir, class_names)
+    scan = _Scan(items)
+    scan.report(on_corrupt)
+    return _source(items, scan, channels, root, {n: test_dir / n for n in class_names})

@@ -14,6 +14,7 @@ from autotransfer.data._npz import load_npz
 from autotransfer.data._ref import VALID_REFS, DatasetRef
 from autotransfer.data._split import check_val_fraction, stratified_subset
 from autotransfer.data._synthetic import load_synthetic
+from autotransfer.data._test_split import check_test_fraction, hold_out
 
 
 def _check_options(
@@ -70,6 +71,7 @@ def load_dataset(
     max_train: int | None = None,
     max_val: int | None = None,
     on_corrupt: Literal["skip", "error"] = "skip",
+    test_fraction: float | None = None,
 ) -> TransferDataset:
     """Load a dataset by reference and return its train and validation splits.
 
@@ -81,10 +83,16 @@ def load_dataset(
     ``max_train`` / ``max_val`` then keep a stratified subset of each split (drawn with
     ``seed``, at least one image per class), which changes the fingerprint.
     ``on_corrupt`` decides whether unreadable image files are skipped (with a warning,
-    listed in ``skipped_files``) or raise. Every bad input raises ``DatasetError``.
+    listed in ``skipped_files``) or raise. ``test_fraction`` first holds out a stratified
+    share of the training split as ``test`` (``_test_split.py``; a ``test/`` folder or
+    ``x_test`` arrays are read only by ``test_split_of``, after a search). Every bad input
+    raises ``DatasetError``.
     """
     _check_options(val_fraction, max_train, max_val, on_corrupt)
+    check_test_fraction(test_fraction)
     dataset = _resolve(DatasetRef.parse(ref), val_fraction, seed, on_corrupt)
+    if test_fraction is not None:
+        dataset = hold_out(dataset, test_fraction, seed)
     if max_train is None and max_val is None:
         return dataset
     train_idx = stratified_subset(dataset.train.labels.numpy(), max_train, seed, what="max_train")
@@ -96,4 +104,5 @@ def load_dataset(
         val=val if len(val_idx) == len(val) else val.subset(val_idx),
         class_names=dataset.class_names,
         skipped_files=dataset.skipped_files,
+        test=dataset.test,
     )

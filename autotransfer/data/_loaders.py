@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from autotransfer.data._dataset import TransferDataset
 from autotransfer.data._errors import DatasetError
@@ -66,6 +66,21 @@ class _ResizedFiles(Dataset[tuple[Tensor, int]]):
         return resize_uint8(image, self._size), label
 
 
+def balanced_sampler(labels: torch.Tensor, generator: torch.Generator) -> WeightedRandomSampler:
+    """Draws an epoch's worth of training rows with replacement, each class equally often
+    in expectation (a row's weight is 1 / its class's count): a class of 10 images is seen
+    as often as one of 500, each of its images about 50 times more often.
+
+    >>> labels = torch.tensor([0] * 90 + [1] * 10)
+    >>> drawn = torch.tensor(list(balanced_sampler(labels, torch.Generator().manual_seed(0))))
+    >>> len(drawn), 35 <= int((labels[drawn] == 1).sum()) <= 65
+    (100, True)
+    """
+    counts = torch.bincount(labels.long())
+    weights = 1.0 / counts[labels.long()].double()
+    return WeightedRandomSampler(weights, len(labels), replacement=True, generator=generator)
+
+
 def _loader(
     source: ImageSource,
     *,
@@ -76,13 +91,16 @@ def _loader(
     num_workers: int,
     pin_memory: bool,
     drop_last: bool,
+    sampler: WeightedRandomSampler | None = None,
 ) -> DataLoader:
+    shuffle = shuffle and sampler is None
     if isinstance(source, TensorImages):
         # In memory, slicing a batch is cheaper than shipping it from a worker process.
         return DataLoader(
             _TensorBatches(source, size),
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             generator=generator,
             collate_fn=_already_batched,
             pin_memory=pin_memory,
@@ -92,6 +110,7 @@ def _loader(
         _ResizedFiles(source, size),
         batch_size=batch_size,
         shuffle=shuffle,
+        sampler=sampler,
         generator=generator,
         num_workers=num_workers,
         pin_memory=pin_memory,
@@ -108,15 +127,17 @@ def make_loaders(
     num_workers: int = 0,
     pin_memory: bool = False,
     drop_last: bool = False,
+    balanced: bool = False,
 ) -> tuple[DataLoader, DataLoader]:
     """Train and validation loaders yielding ``(uint8 [B, C, S, S], int64 [B])``.
 
     ``S`` is ``input_size`` (bilinear, antialiased resize) and ``C`` the dataset's native
     channel count. The train loader shuffles with a generator seeded by ``seed``, so the
     same seed gives the same batch order epoch by epoch; ``drop_last`` applies to it only.
-    The validation loader keeps the split's order. Tensor splits are resized once up front
-    and ignore ``num_workers``; file splits decode and resize per item, in ``num_workers``
-    processes when above 0.
+    With ``balanced`` the train loader draws rows through :func:`balanced_sampler` (seeded
+    the same way) instead of shuffling. The validation loader keeps the split's order.
+    Tensor splits are resized once up front and ignore ``num_workers``; file splits decode
+    and resize per item, in ``num_workers`` processes when above 0.
     """
     if input_size < 1 or batch_size < 1 or num_workers < 0:
         raise DatasetError(
@@ -133,6 +154,7 @@ def make_loaders(
         num_workers=num_workers,
         pin_memory=pin_memory,
         drop_last=drop_last,
+        sampler=balanced_sampler(ds.train.labels, generator) if balanced else None,
     )
     val = _loader(
         ds.val,

@@ -15,6 +15,7 @@ from autotransfer.data._sources import TensorImages
 from autotransfer.data._split import stratified_split
 
 _SPLIT_KEYS = ("x_train", "y_train", "x_val", "y_val")
+TEST_KEYS = ("x_test", "y_test")
 _LAYOUT_HINT = "[N, H, W] (grayscale), [N, H, W, C] or [N, C, H, W] with C = 1 or 3"
 
 
@@ -39,7 +40,8 @@ def load_npz(path: Path, *, val_fraction: float, seed: int) -> TransferDataset:
         )
     with archive:
         keys = set(archive.files)
-        arrays = {key: _array(archive, key, path) for key in keys}
+        # x_test / y_test are the untouched test split: read only by ``load_npz_test``
+        arrays = {key: _array(archive, key, path) for key in keys - set(TEST_KEYS)}
     if set(_SPLIT_KEYS) <= keys:
         x_train, y_train = arrays["x_train"], arrays["y_train"]
         x_val, y_val = arrays["x_val"], arrays["y_val"]
@@ -175,3 +177,23 @@ def _class_names(
             f"{missing[:10]} have no training images; renumber the labels without gaps."
         )
     return class_names
+
+
+def load_npz_test(path: Path, num_classes: int, channels: int) -> TensorImages | None:
+    """The archive's ``x_test, y_test`` (None without them), with the dataset's channels."""
+    with np.load(path, allow_pickle=False) as archive:
+        present = [key for key in TEST_KEYS if key in archive.files]
+        if not present:
+            return None
+        if len(present) == 1:
+            raise DatasetError(
+                f"{path} has {present[0]} but not its pair; store both x_test and y_test."
+            )
+        x, y = (_array(archive, key, path) for key in TEST_KEYS)
+    test = TensorImages(_images("x_test", x), _labels("y_test", y, x))
+    if int(test.labels.max()) >= num_classes or int(test.labels.min()) < 0:
+        raise DatasetError(
+            f"{path}: y_test has labels outside 0..{num_classes - 1}, the training classes; "
+            "give the test split the training split's classes."
+        )
+    return test.with_channels(channels)

@@ -42,6 +42,17 @@ class TrialConfig(BaseModel):
         description="start the head from a linear probe on the frozen top features (fitted "
         "once, shared by every trial on the same data) instead of random weights",
     )
+    class_weighting: Literal["none", "inverse", "sqrt_inverse"] = Field(
+        "none",
+        description="weight the loss by class: inverse (every class counts equally), "
+        "sqrt_inverse (halfway), none",
+    )
+    balanced_sampler: bool = Field(
+        False, description="draw training images so that every class is seen equally often"
+    )
+    metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "auroc", "auroc_ovr"] = Field(
+        "accuracy", description="the validation metric that picks the best epoch"
+    )
     augment: bool = False
     input_size: int = Field(224, ge=8, le=4096)
     seed: int = 0

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from autotransfer.backbones import Backbone, Steps
 from autotransfer.cache import FeatureCache, FeatureKey, Features, prefix_digest
-from autotransfer.data import BatchTransform, TransferDataset, make_loaders
+from autotransfer.data import BatchTransform, TransferDataset, balanced_sampler, make_loaders
 from autotransfer.finetune._config import TrialConfig
 from autotransfer.finetune._device import Precision
 
@@ -58,6 +58,7 @@ def loader_feed(
         num_workers=config.num_workers,
         pin_memory=device.type == "cuda",
         drop_last=_drop_last(config, dataset),
+        balanced=config.balanced_sampler,
     )
     transform = BatchTransform(backbone.mean, backbone.std, augment=config.augment).to(device)
     augment_rng = torch.Generator(device=device).manual_seed(config.seed)
@@ -194,11 +195,14 @@ def cached_feed(
         train_x, val_x = train_x.to(device), val_x.to(device)
     train_y = dataset.train.labels.to(device, torch.int64)
     val_y = dataset.val.labels.to(device, torch.int64)
+    generator = torch.Generator().manual_seed(config.seed)
+    sampler = balanced_sampler(dataset.train.labels, generator) if config.balanced_sampler else None
     train_rows = DataLoader(
         _Rows(len(train_y)),
         batch_size=config.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(config.seed),
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=generator,
         collate_fn=_as_batch,
         drop_last=_drop_last(config, dataset),
     )

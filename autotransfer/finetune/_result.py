@@ -17,6 +17,12 @@ class EpochMetrics:
     lr_head: float
     elapsed_s: float
     trainable_parameters: int
+    # the config's ``metric`` on the validation split (``val_accuracy`` for accuracy), and
+    # every metric of ``_metrics.METRICS`` (an undefined AUROC is None)
+    val_score: float = float("nan")
+    val_metrics: dict[str, float | None] = field(default_factory=dict)
+    # per-class precision, recall, support and the confusion matrix (``_metrics.class_report``)
+    class_report: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,10 @@ class TrialResult:
     epochs_run: int
     device: str
     history: list[EpochMetrics] = field(default_factory=list)
+    metric: str = "accuracy"
+    best_val_score: float = float("nan")  # the metric at the best epoch (which it chose)
+    # per-class precision, recall, support and the confusion matrix at the best epoch
+    class_report: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

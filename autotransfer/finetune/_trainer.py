@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +20,8 @@ from autotransfer.data import TransferDataset
 from autotransfer.finetune._config import TrialConfig
 from autotransfer.finetune._device import Precision, resolve_device
 from autotransfer.finetune._feeds import Feed, bypass_reason, cached_feed, loader_feed
+from autotransfer.finetune._imbalance import class_weights
+from autotransfer.finetune._metrics import Scores, check_metric, class_report, score
 from autotransfer.finetune._optim import make_optimizer, make_scheduler
 from autotransfer.finetune._param_groups import param_groups
 from autotransfer.finetune._regularizers import L2SP
@@ -59,23 +62,35 @@ def _phases(config: TrialConfig) -> list[_Phase]:
     return [_Phase("ft", config.freeze_depth, config.epochs)]
 
 
+@dataclass(frozen=True)
+class _Evaluation:
+    loss: float
+    scores: Scores
+    labels: np.ndarray
+    predicted: np.ndarray
+
+
 @torch.no_grad()
 def _evaluate(
     model: Backbone,
     forward: Callable[[Tensor], Tensor],
     batches: Iterable[tuple[Tensor, Tensor]],
     precision: Precision,
-) -> tuple[float, float]:
+) -> _Evaluation:
     model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, seen = 0.0, 0
+    all_labels, all_probs = [], []
     for x, labels in batches:
         with precision.autocast():
-            logits = forward(x)
-        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-        correct += int((logits.argmax(1) == labels).sum())
+            logits = forward(x).float()
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         seen += labels.numel()
+        all_labels.append(labels.cpu())
+        all_probs.append(logits.softmax(1).cpu())
     model.train()
-    return loss_sum / max(seen, 1), correct / max(seen, 1)
+    labels_np = torch.cat(all_labels).numpy()
+    probs = torch.cat(all_probs).numpy()
+    return _Evaluation(loss_sum / max(seen, 1), score(labels_np, probs), labels_np, probs.argmax(1))
 
 
 def make_feed(
@@ -148,15 +163,19 @@ def fit(
     backbone.to(device)
     if device.type == "cuda":
         backbone.to(memory_format=torch.channels_last)
+    check_metric(config.metric, len(dataset.class_names))
     log.info("trial config: %s", config.model_dump())
     start = time.perf_counter()
+    weight = class_weights(dataset.train.labels, len(dataset.class_names), config.class_weighting)
+    if weight is not None:
+        weight = weight.to(device)
     if config.warm_start:
         backbone.load_head(probe_head(backbone, dataset, config, device, precision, cache))
     feed = make_feed(config, dataset, backbone, device, precision, cache)
 
     history: list[EpochMetrics] = []
     best_state: dict[str, Tensor] | None = None
-    best_acc = 0.0
+    best_score = -math.inf
     epoch = 0
     for phase in _phases(config):
         backbone.set_freeze_depth(phase.depth, freeze_bn_stats=config.freeze_bn_stats)
@@ -183,7 +202,9 @@ def fit(
             for step, (x, labels) in enumerate(feed.train(), 1):
                 with precision.autocast():
                     logits = feed.forward(x)
-                    loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+                    loss = F.cross_entropy(
+                        logits, labels, weight=weight, label_smoothing=config.label_smoothing
+                    )
                 penalty = l2sp.penalty() if l2sp is not None else None
                 objective = loss if penalty is None else loss + penalty
                 optimizer.zero_grad(set_to_none=True)
@@ -196,21 +217,28 @@ def fit(
                 seen += labels.numel()
                 if on_step is not None:
                     on_step(epoch, step, steps_per_epoch)
-            val_loss, val_acc = _evaluate(backbone, feed.forward, feed.val(), precision)
+            evaluation = _evaluate(backbone, feed.forward, feed.val(), precision)
+            val_score = evaluation.scores.value(config.metric)
             metrics = EpochMetrics(
                 epoch=epoch,
                 phase=phase.name,  # type: ignore[arg-type]
                 train_loss=loss_sum / max(seen, 1),
                 train_accuracy=correct / max(seen, 1),
-                val_loss=val_loss,
-                val_accuracy=val_acc,
+                val_loss=evaluation.loss,
+                val_accuracy=evaluation.scores.accuracy,
                 lr_head=optimizer.param_groups[0]["lr"],
                 elapsed_s=time.perf_counter() - start,
                 trainable_parameters=backbone.trainable_parameter_count(),
+                val_score=val_score,
+                val_metrics=evaluation.scores.to_dict(),
+                class_report=class_report(
+                    evaluation.labels, evaluation.predicted, list(dataset.class_names)
+                ),
             )
             history.append(metrics)
-            if keep_best and (best_state is None or val_acc > best_acc):
-                best_acc = val_acc
+            # the first best epoch wins ties, as max() picks the result's best epoch below
+            if keep_best and (best_state is None or _ranked(metrics) > best_score):
+                best_score = _ranked(metrics)
                 best_state = {k: v.detach().clone() for k, v in backbone.model.state_dict().items()}
             if epoch == config.epochs:
                 if best_state is not None:
@@ -221,7 +249,7 @@ def fit(
             if reporter is not None:
                 reporter(metrics)
 
-    best = max(history, key=lambda m: m.val_accuracy)
+    best = max(history, key=_ranked)
     result = TrialResult(
         best_val_accuracy=best.val_accuracy,
         final_val_accuracy=history[-1].val_accuracy,
@@ -235,5 +263,27 @@ def fit(
         epochs_run=len(history),
         device=str(device),
         history=history,
+        metric=config.metric,
+        best_val_score=best.val_score,
+        class_report=best.class_report,
     )
     return result, backbone
+
+
+def _ranked(m: EpochMetrics) -> float:
+    # an undefined score (NaN) ranks below every defined one
+    return -math.inf if math.isnan(m.val_score) else m.val_score
+
+
+def evaluate(
+    backbone: Backbone, config: TrialConfig, dataset: TransferDataset
+) -> tuple[Scores, dict[str, object]]:
+    """Every metric and the class report of a trained network on ``dataset``'s validation
+    split, through the image loader (no cache), preprocessed as ``config`` trains."""
+    device = resolve_device(config.device)
+    precision = Precision(device, config.amp)
+    backbone.to(device)
+    feed = loader_feed(config, dataset, backbone, device)
+    evaluation = _evaluate(backbone, feed.forward, feed.val(), precision)
+    report = class_report(evaluation.labels, evaluation.predicted, list(dataset.class_names))
+    return evaluation.scores, report

@@ -42,6 +42,10 @@ class Recommendation:
     reasons: list[str] = field(default_factory=list)
     search_range: dict[str, list[float]] = field(default_factory=dict)
     batch_size: int = REFERENCE_BATCH  # the batch the learning rates are for (they scale with it)
+    # skewed classes (``Thresholds.skewed``): a weighted loss, and the metric to optimise (the
+    # search's own objective is its space's; this is advice, cited in ``reasons``)
+    class_weighting: str = "none"
+    metric: str = "accuracy"
 
     def config_params(self) -> dict[str, Any]:
         """The recommended configuration as ``TrialConfig`` keyword arguments."""
@@ -55,6 +59,7 @@ class Recommendation:
             "weight_decay": self.weight_decay,
             "epochs": self.epochs,
             "lp_ft_epochs": self.lp_ft_epochs,
+            "class_weighting": self.class_weighting,
         }
 
     def seed_params(self) -> list[dict[str, Any]]:

@@ -91,11 +91,23 @@ class RuleBasedRecommender:
                 + measured
             )
         reasons[1] += f" ({measured}, on {signals.sample_size} images)"
+        counts = sorted(profile.train_class_counts.values())
+        majority = counts[-1] / max(profile.num_train, 1)
+        ratio = counts[-1] / max(counts[0], 1)
         reasons.append(
             f"frozen top-block features separate the sample's {profile.num_classes} classes "
-            f"with {signals.top_probe_accuracy:.2f} accuracy (majority class "
-            f"{signals.chance:.2f}, lowest cut {signals.probe_accuracy[0]:.2f})"
+            f"with {signals.top_probe_accuracy:.2f} accuracy (the class-balanced sample's "
+            f"chance level {signals.chance:.2f}, lowest cut {signals.probe_accuracy[0]:.2f})"
         )
+        skewed = ratio >= self.thresholds.skewed
+        if skewed:
+            reasons.append(
+                f"skewed classes: the largest has {counts[-1]:,} training images, the smallest "
+                f"{counts[0]:,} ({ratio:.1f}×, >= {self.thresholds.skewed:g}×); predicting the "
+                f"majority class alone scores {majority:.2f} accuracy, so optimise a balanced "
+                f"metric (objective: balanced_accuracy or macro_f1) and weight the loss "
+                f"(class_weighting: sqrt_inverse)"
+            )
         reasons.append("optimizer SGD with Nesterov momentum 0.9: stable for pretrained layers")
         return Recommendation(
             backbone=backbone,
@@ -114,6 +126,8 @@ class RuleBasedRecommender:
             weight_decay=1e-4,
             epochs=outcome.epochs,
             lp_ft_epochs=outcome.lp_ft_epochs,
+            class_weighting="sqrt_inverse" if skewed else "none",
+            metric="balanced_accuracy" if skewed else "accuracy",
             similarity=score,
             size_class=outcome.size,
             rule=outcome.rule.name,
@@ -122,6 +136,8 @@ class RuleBasedRecommender:
                 "num_train": profile.num_train,
                 "num_classes": profile.num_classes,
                 "samples_per_class_min": profile.samples_per_class_min,
+                "majority_share": round(majority, 4),
+                "imbalance_ratio": round(ratio, 2),
                 "median_resolution": list(profile.median_resolution),
                 "channels": profile.channels,
             },

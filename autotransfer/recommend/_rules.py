@@ -96,6 +96,9 @@ class Thresholds:
     large_per_class: int = 1_000  # at least this many in the smallest class: large
     min_per_class: int = 10  # fewer in the smallest class: tiny, train only the head
     similar: float = SIMILAR  # similarity at or above this: similar to ImageNet
+    # largest ÷ smallest class at or above this: skewed, so a balanced metric and a weighted
+    # loss are recommended (a practitioners' order of magnitude, not fitted)
+    skewed: float = 3.0
 
 
 @dataclass(frozen=True)

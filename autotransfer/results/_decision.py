@@ -28,6 +28,10 @@ class DepthRow:
 
 @dataclass(frozen=True)
 class Decision:
+    """What a study decided. The ``*_accuracy`` fields (here and in ``DepthRow``) hold the
+    study's metric, ``metric``: accuracy unless the space's objective names another (the
+    names stay for the readers that already use them)."""
+
     best_trial: int
     best_accuracy: float
     chosen_trial: int
@@ -38,6 +42,9 @@ class Decision:
     tolerance: float
     by_depth: list[DepthRow] = field(default_factory=list)
     pareto_trials: list[int] = field(default_factory=list)
+    metric: str = "accuracy"
+    # the chosen trial's per-class precision, recall, support and confusion matrix
+    chosen_class_report: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,4 +134,12 @@ def decide(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> Deci
         tolerance=tolerance,
         by_depth=by_depth(trials),
         pareto_trials=pareto,
+        metric=metric_name(study),
+        chosen_class_report=record.read_trial(chosen).class_report,
     )
+
+
+def metric_name(study: optuna.Study) -> str:
+    """The name of the study's (first) objective: its metric, ``accuracy`` by default."""
+    names = study.metric_names
+    return names[0] if names and names[0] else "accuracy"

@@ -1,8 +1,8 @@
 """Running studies: one engine (``SearchSession``) driven by executors (Optuna, Ray).
 
 ``run_search`` prepares a request, opens or resumes its study, seeds it and runs it on the
-backend the request names; ``BACKENDS`` maps names to executors (see ``_backends.py`` for
-the contract and how to add one).
+backend the request names; ``BACKENDS`` maps names to executors (``_executor.py`` holds
+their contract, ``_backends.py`` how to add one).
 """
 
 from __future__ import annotations

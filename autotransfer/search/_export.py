@@ -90,20 +90,24 @@ def export_decision(
             "weights_from": f"the search: trial #{decision.chosen_trial}, its best epoch "
             f"({info.best_epoch} of {info.epochs_run})",
             "trainable_parameters": info.trainable_parameters,
-            "val_accuracy": accuracy,
+            "val_accuracy": info.best_val_accuracy if info.best_val_accuracy else accuracy,
+            f"val_{decision.metric}": accuracy,
             "train_time_s": info.train_time_s,
+            "val_class_report": info.class_report,
         }
     else:
         result, network = fit(config, p.dataset, keep_best=True)
         torch.save(network.model.state_dict(), weights_path)
-        accuracy = result.best_val_accuracy
+        accuracy = result.best_val_score
         card = {
             "weights_from": "trained again for this export (best epoch)",
             "trainable_parameters": result.trainable_parameters,
-            "val_accuracy": accuracy,
+            "val_accuracy": result.best_val_accuracy,
+            f"val_{decision.metric}": accuracy,
             "search_accuracy": decision.chosen_accuracy,
             "retrained_final_val_accuracy": result.final_val_accuracy,
             "train_time_s": result.train_time_s,
+            "val_class_report": result.class_report,
         }
     card = {
         "backbone": config.backbone,
@@ -120,6 +124,13 @@ def export_decision(
         "epochs": config.epochs,
         **card,
     }
+    test = record.read_study(study).test
+    if test and test.get("trial") == decision.chosen_trial and "error" not in test:
+        # the figure to quote: measured once on images the search never saw
+        card[f"test_{test['metric']}"] = test["score"]
+        card["test_accuracy"] = test["accuracy"]
+        card["test_images"] = test["images"]
+        card["test_class_report"] = test["class_report"]
     card_path = out / "model_card.md"
     lines = [f"# {config.backbone} fine-tuned on {p.request.dataset}", ""]
     lines += [f"- **{key}**: {value}" for key, value in card.items()]

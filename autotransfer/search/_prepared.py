@@ -8,6 +8,7 @@ from typing import Any
 from autotransfer import record
 from autotransfer.backbones import create_backbone, num_blocks, suggest_input_size
 from autotransfer.data import TransferDataset, load_dataset
+from autotransfer.finetune import check_metric
 from autotransfer.search._request import SearchRequest
 from autotransfer.spec import SearchSpec
 
@@ -41,6 +42,7 @@ def load_request_dataset(request: SearchRequest) -> TransferDataset:
         max_train=request.max_train,
         max_val=request.max_val,
         on_corrupt=request.on_corrupt,
+        test_fraction=request.test_fraction,
     )
 
 
@@ -51,7 +53,9 @@ def prepare(request: SearchRequest) -> PreparedSearch:
     every worker process and Ray node.
     """
     request = request.with_spec()
+    spec = request.resolved_spec()
     dataset = load_request_dataset(request)
+    check_metric(spec.budget.metric, len(dataset.class_names))
     blocks = num_blocks(request.backbone)
     size = request.input_size or suggest_input_size(
         request.backbone, dataset.profile().median_resolution
@@ -64,6 +68,4 @@ def prepare(request: SearchRequest) -> PreparedSearch:
         weights=request.weights,
         input_size=size,
     )
-    return PreparedSearch(
-        request, request.resolved_spec(), dataset, blocks, size, request.resolved_study_name()
-    )
+    return PreparedSearch(request, spec, dataset, blocks, size, request.resolved_study_name())

@@ -1,10 +1,12 @@
-"""The Ray executor: the engine's trials run on a Ray cluster, stopped early by ASHA.
+"""The Ray executor: the engine's trials run on a Ray cluster, stopped early by its scheduler.
 
 A ``Tuner`` drives the trials; its searcher is a thin adapter over the engine's session
 (``EngineSearcher``), so a Ray study is asked, recorded and reviewed exactly like an Optuna
 one: ``autotransfer studies``, the HTTP API and optuna-dashboard read the same records. The
-spec's pruner becomes the Tune scheduler (``autotransfer.spec.ray_scheduler``), which sees
-the whole cluster's trials; Optuna itself never prunes here.
+decision pruner runs in the engine through its own Tune scheduler (``EngineScheduler``);
+any other pruner of the spec becomes Tune's own scheduler (``autotransfer.spec.ray_scheduler``:
+ASHA, the median stopping rule), which sees the whole cluster's trials. Optuna itself never
+prunes here.
 
 Each study has a Tune experiment folder beside its storage (``ray_results/<study>`` next to
 a SQLite or journal file, else in the working folder). Running the same search again
@@ -217,7 +219,7 @@ def _new_tuner(session: SearchSession, trainable: Any, root: Path, name: str, mi
     spec, request = session.spec, session.prepared.request
     name_ = session.study.study_name
     # the decision pruner needs the engine's decision; the others are Tune's own schedulers
-    engine_prunes = spec.budget.pruner.type == "decision" and spec.budget.objective == "accuracy"
+    engine_prunes = spec.budget.pruner.type == "decision" and not spec.budget.multi_objective
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

@@ -24,7 +24,7 @@ from autotransfer.search._prepared import load_request_dataset
 from autotransfer.search._request import SearchRequest
 from autotransfer.search._trial import EpochReport, TrialEnd, this_worker, train, trial_config
 
-METRIC = "val_accuracy"  # what the scheduler compares after each epoch (an EpochReport field)
+METRIC = "val_score"  # what the scheduler compares after each epoch (an EpochReport field)
 TIME_ATTR = "epoch"  # the scheduler's unit of progress (an EpochReport field)
 # beside the sampled parameters in a trial's config: where to save its weights (a folder
 # the driver shares, see search/_model.py)
@@ -94,9 +94,7 @@ def run_trial(
             reports.append(epoch)
             last = {**where, **epoch.to_dict()}
             if epoch.epoch == trial.epochs:  # the last epoch: this report also ends the trial
-                best = max(reports, key=lambda r: r.val_accuracy)
-                end = TrialEnd(best.val_accuracy, best.epoch, epoch.val_accuracy, epoch.elapsed_s)
-                last.update(end.to_dict())
+                last.update(TrialEnd.from_reports(reports).to_dict())
             tune.report(dict(last))
 
         cache = _feature_cache(request.cache, request.cache_dir)

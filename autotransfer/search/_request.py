@@ -42,6 +42,13 @@ class SearchOptions(BaseModel):
     on_corrupt: Literal["skip", "error"] = Field(
         "skip", description="unreadable image files: skip them (listed) or stop"
     )
+    test_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=0.5,
+        description="hold out this stratified share of the training split as a test split "
+        "the search never sees (a test/ folder or x_test, y_test need none)",
+    )
     backbone: str = Field("efficientnet_lite0", max_length=100, description="registered name")
     weights: str = Field(
         "DEFAULT",

@@ -46,6 +46,8 @@ def run_search(
             if seeding.recommendation is not None:
                 record.write_study(session.study, recommendation=seeding.recommendation)
         session.enqueue_seeds(seeds)
+    else:  # seeded already: brings back, once, the seeds an earlier run ended before
+        session.enqueue_seeds([])
     backend.run(session, stop)
     session.close()
     record_audit(session.study)  # the recommended trial's rank and gap to the best

@@ -3,7 +3,7 @@
 What a search decides and records lives here, once: opening or resuming the study (and
 refusing one that holds another search), enqueueing the seeds once, whether another trial
 may start (finished trials counted under a cross-process lock, the timeout, a cancel), and
-every trial's records from its start to how it ended. Executors (``_backends.Executor``)
+every trial's records from its start to how it ended. Executors (``_executor.Executor``)
 only run the trials it hands out.
 """
 
@@ -28,6 +28,7 @@ from autotransfer.finetune import TrialConfig
 from autotransfer.search._model import keep_chosen, staged_weights
 from autotransfer.search._policy import failing, over_budget, settled, study_pruner
 from autotransfer.search._prepared import PreparedSearch, Seed
+from autotransfer.search._test_eval import score_on_test
 from autotransfer.search._trial import EpochReport, TrialEnd, trial_config
 from autotransfer.spec import (
     SearchSpec,
@@ -98,8 +99,9 @@ def open_study(p: PreparedSearch, *, worker_index: int = 0) -> optuna.Study:
     expected = _header(p)
     if not study.user_attrs:
         record.write_study(study, **expected.to_attrs())
-        multi = p.spec.budget.objective == "accuracy_and_cost"
-        study.set_metric_names(["accuracy", "train_time_s"] if multi else ["accuracy"])
+        metric = p.spec.budget.metric
+        multi = p.spec.budget.multi_objective
+        study.set_metric_names([metric, "train_time_s"] if multi else [metric])
         return study
     clash = expected.mismatch(record.read_study(study))
     if clash is not None:
@@ -168,7 +170,7 @@ class SearchSession:
 
     @property
     def multi_objective(self) -> bool:
-        return self.spec.budget.objective == "accuracy_and_cost"
+        return self.spec.budget.multi_objective
 
     # --- the study ------------------------------------------------------------------------
 
@@ -311,6 +313,7 @@ class SearchSession:
             return
         record.write_study(self.study, stop_reason=self.stop_reason)
         keep_chosen(self.study, self.prepared.request, tolerance=self.spec.budget.tolerance)
+        score_on_test(self.study, self.prepared)
         with study_lock(self.prepared.request.storage, self.study.study_name):
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
             for _ in waiting:
@@ -385,8 +388,9 @@ class SearchSession:
         )
 
     def epoch(self, ticket: Ticket, report: EpochReport) -> None:
-        """Record an epoch: its accuracy as the intermediate value (single objective; once per
-        epoch, a restarted trial reports its epochs again) and the running totals."""
+        """Record an epoch: its score (the study's metric) as the intermediate value (single
+        objective; once per epoch, a restarted trial reports its epochs again) and the
+        running totals."""
         self._write(
             ticket,
             epochs_run=report.epoch,
@@ -394,7 +398,7 @@ class SearchSession:
             trainable_parameters=report.trainable_parameters,
         )
         if not self.multi_objective and report.epoch not in ticket.reported:
-            ticket.trial.report(report.val_accuracy, report.epoch)
+            ticket.trial.report(report.score, report.epoch)
             ticket.reported.add(report.epoch)
 
     def verdict(self, ticket: Ticket, report: EpochReport) -> Verdict:
@@ -429,9 +433,12 @@ class SearchSession:
             train_time_s=round(end.train_time_s, 3),
             best_epoch=end.best_epoch,
             final_val_accuracy=end.final_val_accuracy,
+            best_val_accuracy=end.best_val_accuracy,
         )
-        values = [end.best_val_accuracy, end.train_time_s] if self.multi_objective else None
-        self._tell(ticket, TrialState.COMPLETE, values or end.best_val_accuracy)
+        if end.class_report:
+            self._write(ticket, class_report=end.class_report)
+        values = [end.value, end.train_time_s] if self.multi_objective else None
+        self._tell(ticket, TrialState.COMPLETE, values or end.value)
 
     def pruned(self, ticket: Ticket) -> None:
         """Stopped by the pruner or scheduler; its value is its last epoch's accuracy."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ def trial_config(
         values["lp_ft_epochs"] = 0  # at depth 0 the whole run already is the linear probe
     return TrialConfig(
         **values,
+        metric=spec.budget.metric,
         backbone=backbone,
         weights=weights,
         epochs=spec.budget.max_epochs,
@@ -60,37 +61,95 @@ def this_worker() -> str:
 
 @dataclass(frozen=True)
 class EpochReport:
-    """What a trial tells the engine after each epoch (a dict on the wire to a Ray driver)."""
+    """What a trial tells the engine after each epoch (a dict on the wire to a Ray driver).
+
+    ``val_score`` is the study's metric (the space's ``objective``), the value the pruner
+    and the decision judge; it defaults to ``val_accuracy`` (the metric ``accuracy``).
+    """
 
     epoch: int
     val_accuracy: float
     elapsed_s: float
     trainable_parameters: int
+    val_score: float | None = None
+    class_report: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.val_score is None:
+            object.__setattr__(self, "val_score", self.val_accuracy)
+
+    @property
+    def score(self) -> float:
+        assert self.val_score is not None
+        return self.val_score
 
     @classmethod
     def of(cls, m: EpochMetrics) -> EpochReport:
-        return cls(m.epoch, m.val_accuracy, m.elapsed_s, m.trainable_parameters)
+        return cls(
+            m.epoch,
+            m.val_accuracy,
+            m.elapsed_s,
+            m.trainable_parameters,
+            val_score=m.val_score,
+            class_report=m.class_report or None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EpochReport:
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 @dataclass(frozen=True)
 class TrialEnd:
-    """How a trial that ran all its epochs ended: its best epoch's accuracy is its value."""
+    """How a trial that ran all its epochs ended: its best epoch's score is its value.
+
+    ``best_val_score`` is the study's metric at the best epoch (the one it picked), and
+    ``class_report`` that epoch's per-class figures; the score defaults to the accuracy.
+    """
 
     best_val_accuracy: float
     best_epoch: int
     final_val_accuracy: float
     train_time_s: float
+    best_val_score: float | None = None
+    class_report: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.best_val_score is None:
+            object.__setattr__(self, "best_val_score", self.best_val_accuracy)
+
+    @property
+    def value(self) -> float:
+        assert self.best_val_score is not None
+        return self.best_val_score
 
     @classmethod
     def of(cls, r: TrialResult) -> TrialEnd:
-        return cls(r.best_val_accuracy, r.best_epoch, r.final_val_accuracy, r.train_time_s)
+        return cls(
+            r.best_val_accuracy,
+            r.best_epoch,
+            r.final_val_accuracy,
+            r.train_time_s,
+            best_val_score=r.best_val_score,
+            class_report=r.class_report or None,
+        )
+
+    @classmethod
+    def from_reports(cls, reports: list[EpochReport]) -> TrialEnd:
+        """The end of a trial whose last report is ``reports[-1]`` (best: the first best)."""
+        best = max(reports, key=lambda r: r.score)
+        last = reports[-1]
+        return cls(
+            best.val_accuracy,
+            best.epoch,
+            last.val_accuracy,
+            last.elapsed_s,
+            best_val_score=best.val_score,
+            class_report=best.class_report,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,10 +157,10 @@ class TrialEnd:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrialEnd | None:
         """The end in a report, or None when the report is not a trial's last."""
-        names = [f.name for f in fields(cls)]
-        if not all(name in values for name in names):
+        required = [f.name for f in fields(cls) if f.default is MISSING]
+        if not all(name in values for name in required):
             return None
-        return cls(**{name: values[name] for name in names})
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 def train(

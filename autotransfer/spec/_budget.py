@@ -69,6 +69,20 @@ SamplerSpec = Annotated[
 ]
 
 
+Objective = Literal[
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "auroc",
+    "auroc_ovr",
+    "accuracy_and_cost",
+    "balanced_accuracy_and_cost",
+    "macro_f1_and_cost",
+    "auroc_and_cost",
+    "auroc_ovr_and_cost",
+]
+
+
 class Budget(_Strict):
     """Trials, time and epochs of a study, and its sampler, pruner and objective."""
 
@@ -78,7 +92,12 @@ class Budget(_Strict):
     min_epochs: int = Field(1, ge=1, description="epochs before the pruner may stop a trial")
     pruner: PrunerSpec = HyperbandPruner()
     sampler: SamplerSpec = TPESampler()
-    objective: Literal["accuracy", "accuracy_and_cost"] = "accuracy"
+    objective: Objective = Field(
+        "accuracy",
+        description="the validation metric the search maximises (accuracy, balanced_accuracy, "
+        "macro_f1, auroc for two classes, auroc_ovr); METRIC_and_cost also minimises "
+        "training seconds (a Pareto front)",
+    )
     seed: int = 0
     stop: Literal["trials", "settled"] = Field(
         "trials",
@@ -103,9 +122,19 @@ class Budget(_Strict):
                 f"min_epochs must be <= max_epochs, but got min_epochs={self.min_epochs}, "
                 f"max_epochs={self.max_epochs}"
             )
-        if self.objective == "accuracy_and_cost" and not isinstance(self.pruner, NoPruner):
+        if self.multi_objective and not isinstance(self.pruner, NoPruner):
             raise ValueError(
-                "Optuna cannot prune multi-objective studies: with objective accuracy_and_cost "
+                f"Optuna cannot prune multi-objective studies: with objective {self.objective} "
                 "set pruner: {type: none}"
             )
         return self
+
+    @property
+    def metric(self) -> str:
+        """The validation metric of the objective (``macro_f1`` for ``macro_f1_and_cost``)."""
+        return self.objective.removesuffix("_and_cost")
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the objective also minimises training time (a Pareto front)."""
+        return self.objective.endswith("_and_cost")

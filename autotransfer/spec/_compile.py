@@ -143,8 +143,8 @@ def optuna_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
 
 
 def optuna_directions(spec: SearchSpec) -> list[StudyDirection]:
-    """Accuracy up; with ``accuracy_and_cost`` also training seconds down."""
-    if spec.budget.objective == "accuracy_and_cost":
+    """The metric up; with ``METRIC_and_cost`` also training seconds down."""
+    if spec.budget.multi_objective:
         return [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
     return [StudyDirection.MAXIMIZE]
 
@@ -218,7 +218,7 @@ def ray_scheduler(
             "the decision pruner judges trials by the search's decision: on Ray the search "
             "engine applies it through its own Tune scheduler (autotransfer.search)."
         )
-    if pruner.type == "none" or budget.objective == "accuracy_and_cost":
+    if pruner.type == "none" or budget.multi_objective:
         return FIFOScheduler()
     if pruner.type == "median":
         return MedianStoppingRule(
