@@ -146,7 +146,7 @@ TRIAL_ON_EPOCH = (
     "train_time_s",
     "trainable_parameters",
 )
-TRIAL_ON_COMPLETE = ("best_epoch", "final_val_accuracy")
+TRIAL_ON_COMPLETE = ("best_epoch", "final_val_accuracy", "best_val_accuracy", "class_report")
 TRIAL_ON_RAY = ("ray_node", "ray_trial_id")
 STUDY_FIELDS = tuple(f.name for f in dataclasses.fields(StudyInfo))
 TRIAL_FIELDS = tuple(f.name for f in dataclasses.fields(TrialInfo))

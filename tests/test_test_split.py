@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from autotransfer.data import DatasetError, load_dataset, test_split_of
+from autotransfer.data import DatasetError, load_dataset, load_test_split
 from autotransfer.record import read_study
 from autotransfer.search import SearchRequest, run_search
 
@@ -62,7 +62,7 @@ def _request(root: Path, tmp_path: Path, **extra: object) -> SearchRequest:
         stop="trials",
         trials=1,
         max_epochs=1,
-        input_size=16,
+        input_size=32,
         storage=f"sqlite:///{tmp_path}/s.db",
         study_name="t",
         device="cpu",
@@ -122,7 +122,7 @@ def test_test_fraction_holds_out_a_stratified_share_the_search_never_trains_on()
     assert counts.min() >= 1 and counts.sum() == pytest.approx(0.25 * len(full.train), abs=10)
     again = load_dataset("digits", test_fraction=0.25)
     assert again.fingerprint == held.fingerprint  # the same share at every load
-    assert test_split_of("digits", held, test_fraction=0.25) is held.test
+    assert load_test_split("digits", held, test_fraction=0.25) is held.test
 
 
 @pytest.mark.parametrize("fraction", [0.0, -0.1, 0.6, 1.0])
@@ -141,10 +141,10 @@ def test_npz_test_arrays_are_read_only_for_the_test_split(tmp_path: Path) -> Non
     np.savez(path, x=x, y=y, x_test=x[:9], y_test=y[:9])
     ds = load_dataset(path)
     assert ds.test is None  # the search's dataset holds no test split
-    test = test_split_of(path, ds, test_fraction=None)
+    test = load_test_split(path, ds, test_fraction=None)
     assert test is not None and len(test) == 9
     with pytest.raises(DatasetError, match="has its own test split"):
-        test_split_of(path, load_dataset(path, test_fraction=0.2), test_fraction=0.2)
+        load_test_split(path, load_dataset(path, test_fraction=0.2), test_fraction=0.2)
     np.savez(path, x=x, y=y, x_test=x[:9], y_test=y[:9] + 5)
     with pytest.raises(DatasetError, match=r"y_test has labels outside 0\.\.2"):
-        test_split_of(path, load_dataset(path), test_fraction=None)
+        load_test_split(path, load_dataset(path), test_fraction=None)

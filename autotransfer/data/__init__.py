@@ -21,7 +21,7 @@ from autotransfer.data._ref import DatasetRef
 from autotransfer.data._sources import FileImages, ImageSource, TensorImages
 from autotransfer.data._split import stratified_split, stratified_subset
 from autotransfer.data._synthetic import SyntheticSpec, generate_synthetic
-from autotransfer.data._test_split import MAX_TEST_FRACTION, check_test_fraction, test_split_of
+from autotransfer.data._test_split import MAX_TEST_FRACTION, check_test_fraction, load_test_split
 from autotransfer.data._transforms import BatchTransform, resize_uint8
 
 __all__ = [
@@ -41,11 +41,11 @@ __all__ = [
     "check_test_fraction",
     "generate_synthetic",
     "load_dataset",
+    "load_test_split",
     "make_loaders",
     "parse_idx",
     "read_idx",
     "resize_uint8",
     "stratified_split",
     "stratified_subset",
-    "test_split_of",
 ]

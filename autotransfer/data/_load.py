@@ -85,7 +85,7 @@ def load_dataset(
     ``on_corrupt`` decides whether unreadable image files are skipped (with a warning,
     listed in ``skipped_files``) or raise. ``test_fraction`` first holds out a stratified
     share of the training split as ``test`` (``_test_split.py``; a ``test/`` folder or
-    ``x_test`` arrays are read only by ``test_split_of``, after a search). Every bad input
+    ``x_test`` arrays are read only by ``load_test_split``, after a search). Every bad input
     raises ``DatasetError``.
     """
     _check_options(val_fraction, max_train, max_val, on_corrupt)

@@ -47,7 +47,7 @@ def hold_out(dataset: TransferDataset, test_fraction: float, seed: int) -> Trans
     return dataclasses.replace(dataset, train=train.subset(keep), test=train.subset(test))
 
 
-def test_split_of(
+def load_test_split(
     ref: str | Path | DatasetRef,
     dataset: TransferDataset,
     *,
@@ -79,4 +79,4 @@ def test_split_of(
     return given if given is not None else dataset.test
 
 
-__all__ = ["MAX_TEST_FRACTION", "check_test_fraction", "hold_out", "test_split_of"]
+__all__ = ["MAX_TEST_FRACTION", "check_test_fraction", "hold_out", "load_test_split"]

@@ -215,6 +215,7 @@ def _new_tuner(session: SearchSession, trainable: Any, root: Path, name: str, mi
     from ray import tune
 
     from autotransfer.search._ray_searcher import CancelStopper, EngineScheduler, EngineSearcher
+    from autotransfer.search._ray_trainable import METRIC
 
     spec, request = session.spec, session.prepared.request
     name_ = session.study.study_name
@@ -224,7 +225,9 @@ def _new_tuner(session: SearchSession, trainable: Any, root: Path, name: str, mi
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=EngineSearcher(name_),
-            scheduler=EngineScheduler(name_) if engine_prunes else ray_scheduler(spec),
+            scheduler=(
+                EngineScheduler(name_) if engine_prunes else ray_scheduler(spec, metric=METRIC)
+            ),
             # a cap, not the count: the engine ends the run once enough trials finished;
             # failed trials are replaced up to this many
             num_samples=2 * missing + 2,

@@ -19,7 +19,7 @@ import torch
 
 from autotransfer import record
 from autotransfer.backbones import create_backbone
-from autotransfer.data import test_split_of
+from autotransfer.data import load_test_split
 from autotransfer.finetune import evaluate
 from autotransfer.search._model import fetch_model
 from autotransfer.search._prepared import PreparedSearch
@@ -46,7 +46,7 @@ def score_on_test(study: optuna.Study, p: PreparedSearch) -> dict[str, Any] | No
     if info.test is not None and info.test.get("trial") == kept["trial"]:
         return info.test  # scored already: once per kept model
     try:
-        test = test_split_of(
+        test = load_test_split(
             request.dataset,
             p.dataset,
             test_fraction=request.test_fraction,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Callable
@@ -83,6 +84,12 @@ class EpochReport:
         assert self.val_score is not None
         return self.val_score
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report on the wire (the class report travels with the trial's end only)."""
+        values = asdict(self)
+        values.pop("class_report")
+        return values
+
     @classmethod
     def of(cls, m: EpochMetrics) -> EpochReport:
         return cls(
@@ -93,9 +100,6 @@ class EpochReport:
             val_score=m.val_score,
             class_report=m.class_report or None,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EpochReport:
@@ -152,7 +156,11 @@ class TrialEnd:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The end on the wire; the class report as JSON text, so that Tune's loggers keep
+        it as one value instead of flattening its lists."""
+        values = asdict(self)
+        values["class_report"] = json.dumps(self.class_report) if self.class_report else None
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrialEnd | None:
@@ -160,7 +168,10 @@ class TrialEnd:
         required = [f.name for f in fields(cls) if f.default is MISSING]
         if not all(name in values for name in required):
             return None
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        found = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        if isinstance(found.get("class_report"), str):
+            found["class_report"] = json.loads(found["class_report"])
+        return cls(**found)
 
 
 def train(

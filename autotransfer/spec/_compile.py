@@ -201,7 +201,7 @@ def ray_search_space(spec: SearchSpec, num_blocks: int) -> dict[str, Any]:
 
 
 def ray_scheduler(
-    spec: SearchSpec, *, metric: str = "val_accuracy", time_attr: str = "epoch"
+    spec: SearchSpec, *, metric: str = "val_score", time_attr: str = "epoch"
 ) -> TrialScheduler:
     """The spec's pruner as a Ray Tune trial scheduler; resources are epochs.
 
