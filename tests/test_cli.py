@@ -150,3 +150,28 @@ def test_read_only_commands_never_create_storage(command: list[str], tmp_path: P
     code, output = run(*command, "--storage", f"sqlite:///{typo}")
     assert code == 2 and "No storage at" in output, output
     assert not typo.exists()
+
+
+def test_train_takes_the_metric_and_the_imbalance_options() -> None:
+    common = ["train", "--dataset", "digits", "--max-train", "100", "--max-val", "60"]
+    code, output = run(
+        *common,
+        "--epochs",
+        "1",
+        "--metric",
+        "macro_f1",
+        "--class-weighting",
+        "sqrt_inverse",
+        "--balanced-sampler",
+        "--json",
+    )
+    assert code == 0, output
+    payload = json.loads(output)
+    assert payload["config"]["class_weighting"] == "sqrt_inverse"
+    assert payload["config"]["balanced_sampler"] is True
+    result = payload["result"]
+    assert result["metric"] == "macro_f1"
+    assert result["best_val_score"] == max(m["val_score"] for m in result["history"])
+    assert len(result["class_report"]["recall"]) == 10
+    code, output = run(*common, "--epochs", "1", "--metric", "auroc")
+    assert code == 2 and "auroc needs two classes" in output and "auroc_ovr" in output

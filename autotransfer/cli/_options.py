@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 OnCorrupt = Literal["skip", "error"]
 Optimizer = Literal["sgd", "adamw"]
+Weighting = Literal["none", "sqrt_inverse", "inverse"]
+MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auroc", "auroc_ovr"]
 # the command line's choice options by field: advice the library words as a Python keyword
 # with one of these values is reworded as the flag (see user_errors)
 CHOICES: dict[str, tuple[str, ...]] = {

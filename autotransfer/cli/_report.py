@@ -193,7 +193,7 @@ def class_table(report: dict[str, Any], trial: int) -> Table:
     classes (``--json`` and the API always carry the whole matrix)."""
     classes = report["classes"]
     matrix = len(classes) <= MATRIX_CLASSES
-    title = f"per class on validation, trial #{trial}'s best epoch"
+    title = f"per class (validation, trial #{trial})"
     table = Table(
         "class",
         "precision",

@@ -16,10 +16,12 @@ from autotransfer.cli._options import (
     DatasetOpt,
     InputSizeOpt,
     JsonOpt,
+    MetricName,
     OnCorruptOpt,
     Optimizer,
     ThreadsOpt,
     ValFractionOpt,
+    Weighting,
     WeightsOpt,
     load_data,
 )
@@ -81,6 +83,15 @@ def train_cmd(
         float, typer.Option(help="BatchNorm running-stat momentum; 0 keeps the model's own")
     ] = 0.1,
     augment: Annotated[bool, typer.Option(help="random crops and flips while training")] = False,
+    class_weighting: Annotated[
+        Weighting, typer.Option(help="weight the loss by class: 1/√count, 1/count or not")
+    ] = "none",
+    balanced_sampler: Annotated[
+        bool, typer.Option(help="draw training images so every class is seen equally often")
+    ] = False,
+    metric: Annotated[
+        MetricName, typer.Option(help="the validation metric that picks the best epoch")
+    ] = "accuracy",
     input_size: InputSizeOpt = None,
     seed: Annotated[int, typer.Option(help="training and split seed")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
@@ -140,6 +151,9 @@ def train_cmd(
             freeze_bn_stats=freeze_bn_stats,
             bn_momentum=bn_momentum or None,
             augment=augment,
+            class_weighting=class_weighting,
+            balanced_sampler=balanced_sampler,
+            metric=metric,
             input_size=size,
             seed=seed,
             device=device,
@@ -192,8 +206,14 @@ def train_cmd(
         out.print_json(json.dumps({"config": config.model_dump(), "result": result.to_dict()}))
         return
     out.print(table)
+    scored = (
+        f"best val {result.metric} {result.best_val_score:.4f} (accuracy "
+        f"{result.best_val_accuracy:.4f}, epoch {result.best_epoch})"
+        if result.metric != "accuracy"
+        else f"best val accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch})"
+    )
     out.print(
-        f"best val accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}), "
+        f"{scored}, "
         f"final {result.final_val_accuracy:.4f}; {result.trainable_parameters:,} of "
         f"{result.total_parameters:,} parameters trainable ({freeze_depth}/{result.num_blocks} "
         f"blocks); {result.train_time_s:.1f} s on {result.device}",
