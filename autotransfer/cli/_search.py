@@ -60,8 +60,10 @@ REPORT_OPTIONS = [
 @with_options(REQUEST_OPTIONS, REPORT_OPTIONS)
 def search_cmd(**values: Any) -> None:
     """Search freeze depth and fine-tuning hyperparameters; resumes an existing study."""
+    import optuna
+
     from autotransfer.results import decide
-    from autotransfer.search import prepare, run_search
+    from autotransfer.search import estimate, prepare, recommend_seeds, run_search
     from autotransfer.storage import open_storage
 
     export: Path | None = values.pop("export")
@@ -88,8 +90,19 @@ def search_cmd(**values: Any) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    with user_errors():
+        # a new study asks the recommender now, to time its first seed; a resumed one times
+        # its first trial's configuration
+        seeding, first = None, {}
+        if name in optuna.get_all_study_names(storage):
+            trials = optuna.load_study(study_name=name, storage=storage).trials
+            first = dict(trials[0].params) if trials else {}
+        else:
+            seeding = recommend_seeds(prepared)
+            first = seeding.seeds[0].params if seeding.seeds else {}
+        console.print(estimate(prepared, first).line(), highlight=False, soft_wrap=True)
     with show_progress(console, storage, name, epochs=budget.max_epochs), user_errors():
-        study = run_search(request, prepared=prepared)
+        study = run_search(request, prepared=prepared, seeding=seeding)
     decision = decide(study, tolerance=tolerance)
     written: list[Path] = []
     if plots is not None and decision is not None:

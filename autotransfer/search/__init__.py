@@ -8,6 +8,7 @@ their contract, ``_backends.py`` how to add one).
 from __future__ import annotations
 
 from autotransfer.search._backends import BACKENDS
+from autotransfer.search._estimate import Estimate, estimate
 from autotransfer.search._executor import Executor, executor
 from autotransfer.search._export import Exported, export_decision
 from autotransfer.search._prepared import PreparedSearch, Seed, prepare
@@ -21,6 +22,7 @@ __all__ = [
     "BACKENDS",
     "WAIT",
     "EpochReport",
+    "Estimate",
     "Executor",
     "Exported",
     "PreparedSearch",
@@ -32,6 +34,7 @@ __all__ = [
     "Ticket",
     "TrialCancelled",
     "TrialEnd",
+    "estimate",
     "executor",
     "export_decision",
     "open_study",

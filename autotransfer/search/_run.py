@@ -11,7 +11,7 @@ from autotransfer.results import record_audit
 from autotransfer.search._executor import executor
 from autotransfer.search._prepared import PreparedSearch, Seed, prepare
 from autotransfer.search._request import SearchRequest
-from autotransfer.search._seeding import recommend_seeds
+from autotransfer.search._seeding import Seeding, recommend_seeds
 from autotransfer.search._session import SearchSession
 
 
@@ -21,14 +21,16 @@ def run_search(
     seeds: Sequence[Seed] | None = None,
     should_stop: Callable[[], bool] | None = None,
     prepared: PreparedSearch | None = None,
+    seeding: Seeding | None = None,
 ) -> optuna.Study:
     """Create or resume the study, seed it, and run it on the request's backend.
 
     ``seeds=None`` asks the recommender for them (when ``request.recommend``); pass a
     sequence (possibly empty) to choose them yourself. Running the same request again
     resumes the study and runs only the trials still missing (the recommender is not asked
-    again). ``should_stop`` (a cancel) stops handing out trials and stops running ones at
-    their next epoch.
+    again). ``seeding``: the recommender's answer when the caller already asked it (the CLI
+    does, to time the first seed before the search starts). ``should_stop`` (a cancel) stops
+    handing out trials and stops running ones at their next epoch.
 
     The backend is looked up by name; a third one is a module with an ``Executor`` class
     (contract in ``_executor.py``) plus one line in ``_backends.BACKENDS``::
@@ -41,7 +43,7 @@ def run_search(
     session = SearchSession.open(p, should_stop=stop)
     if record.read_study(session.study).seeds_enqueued is None:
         if seeds is None:
-            seeding = recommend_seeds(p)
+            seeding = seeding or recommend_seeds(p)
             seeds = seeding.seeds
             if seeding.recommendation is not None:
                 record.write_study(session.study, recommendation=seeding.recommendation)
