@@ -166,7 +166,7 @@ def test_train_takes_the_metric_and_the_imbalance_options() -> None:
         "--json",
     )
     assert code == 0, output
-    payload = json.loads(output)
+    payload = json.loads(output[output.index("{") :])  # after the progress lines
     assert payload["config"]["class_weighting"] == "sqrt_inverse"
     assert payload["config"]["balanced_sampler"] is True
     result = payload["result"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 
 from autotransfer import record
 from autotransfer.backbones import create_backbone
 from autotransfer.data import BatchTransform, make_loaders
 from autotransfer.search import SearchRequest, Seed, export_decision, prepare, run_search
-from autotransfer.search._model import fetch_model
+from autotransfer.search._model import fetch_model, staged_weights
 from autotransfer.storage import artifacts_folder
 
 TINY_DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
@@ -67,3 +68,16 @@ def test_the_chosen_trials_weights_are_kept_and_reproduce_its_accuracy(tmp_path:
     exported = export_decision(study, prepare(request), tmp_path / "export")
     assert not exported.retrained and exported.val_accuracy == chosen.value
     assert exported.weights_path.read_bytes() == weights.read_bytes()
+
+
+def test_trials_stage_their_weights_at_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the default storage is relative; a Ray trial runs in a working folder of its own
+    monkeypatch.chdir(tmp_path)
+    request = SearchRequest(storage="sqlite:///autotransfer.db")
+    staged = staged_weights(request, "digits study", 3)
+    assert staged is not None and staged.is_absolute()
+    assert staged == tmp_path / "autotransfer-artifacts" / ".staging" / "digits_study" / "3" / (
+        "model.pt"
+    )

@@ -32,7 +32,10 @@ MODEL_FILE = "model.pt"
 
 def _staging(request: SearchRequest, study_name: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study_name)
-    return artifacts_folder(request.storage, request.artifacts_dir) / ".staging" / safe
+    # absolute: a Ray trial runs in a working folder of its own, where a path relative to
+    # the driver's (the default sqlite:///autotransfer.db) would land its weights elsewhere
+    folder = artifacts_folder(request.storage, request.artifacts_dir).resolve()
+    return folder / ".staging" / safe
 
 
 def staged_weights(request: SearchRequest, study_name: str, number: int) -> Path | None:
