@@ -591,3 +591,13 @@ def test_opening_a_study_logs_no_existing_study_line_and_names_its_metric(
         optuna.logging.disable_propagation()
     assert not [r for r in caplog.records if "Using an existing study" in r.getMessage()]
     assert first.study.metric_names == ["accuracy"]  # the dashboard's label, not "Objective 0"
+
+
+def test_a_resumed_run_search_runs_the_seeds_the_first_run_skipped(tmp_path: Path) -> None:
+    seeds = [Seed({"freeze_depth": k, "base_lr": 0.05}) for k in (0, 1, 2)]
+    first = run_search(_engine_request(tmp_path, trials=1), seeds=seeds)
+    assert sum(read_trial(t).error == SKIPPED for t in first.trials) == 2
+    again = run_search(_engine_request(tmp_path, trials=3), seeds=seeds)
+    retried = [t for t in again.trials if read_trial(t).retry_of is not None]
+    assert [read_trial(t).retry_of for t in retried] == [1, 2]
+    assert all(t.state == TrialState.COMPLETE for t in retried)
