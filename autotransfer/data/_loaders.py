@@ -77,7 +77,7 @@ def balanced_sampler(labels: torch.Tensor, generator: torch.Generator) -> Weight
     (100, True)
     """
     counts = torch.bincount(labels.long())
-    weights = 1.0 / counts[labels.long()].double()
+    weights = (1.0 / counts[labels.long()].double()).tolist()
     return WeightedRandomSampler(weights, len(labels), replacement=True, generator=generator)
 
 
