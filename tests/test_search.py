@@ -134,8 +134,12 @@ def test_failing_trial_is_recorded_and_the_study_completes(tmp_path: Path) -> No
         calls.append(number)
         if number in (1, 3):
             raise RuntimeError(f"CUDA out of memory (pretend) in trial {number}")
-        on_epoch(EpochReport(epoch=1, val_accuracy=0.5, elapsed_s=0.1, trainable_parameters=9))
-        return TrialEnd(0.5, 1, 0.5, 0.1)
+        on_epoch(
+            EpochReport(
+                epoch=1, val_accuracy=0.5, elapsed_s=0.1, trainable_parameters=9, val_score=0.5
+            )
+        )
+        return TrialEnd(0.5, 1, 0.5, 0.1, best_val_score=0.5)
 
     work(session, trainer=pretend)
     study = session.study
@@ -518,8 +522,10 @@ def test_journal_storage_and_multi_objective_pareto(tmp_path: Path) -> None:
 
 def _pretend(config: object, dataset: object, *, on_epoch: Any, **_: object) -> TrialEnd:
     """A trainer that trains nothing: one epoch at 0.5 (the engine's records, not learning)."""
-    on_epoch(EpochReport(epoch=1, val_accuracy=0.5, elapsed_s=0.1, trainable_parameters=9))
-    return TrialEnd(0.5, 1, 0.5, 0.1)
+    on_epoch(
+        EpochReport(epoch=1, val_accuracy=0.5, elapsed_s=0.1, trainable_parameters=9, val_score=0.5)
+    )
+    return TrialEnd(0.5, 1, 0.5, 0.1, best_val_score=0.5)
 
 
 def _engine_request(tmp_path: Path, **update: Any) -> SearchRequest:

@@ -12,6 +12,7 @@ from autotransfer.finetune._metrics import (
     Scores,
     check_metric,
     class_report,
+    ranked,
     score,
 )
 from autotransfer.finetune._optim import make_optimizer, make_scheduler, warmup_cosine
@@ -51,6 +52,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "param_groups",
+    "ranked",
     "resolve_device",
     "score",
     "seed_everything",

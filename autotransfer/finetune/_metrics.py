@@ -16,6 +16,7 @@ probabilities, so these numbers are the ones a user reproduces with the same lib
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -60,6 +61,11 @@ class Scores:
 
     def to_dict(self) -> dict[str, float | None]:
         return {name: getattr(self, name) for name in METRICS}
+
+
+def ranked(value: float) -> float:
+    """``value`` as a sort key: an undefined score (NaN) ranks below every defined one."""
+    return -math.inf if math.isnan(value) else value
 
 
 def _auroc(labels: np.ndarray, probs: np.ndarray, *, ovr: bool) -> float | None:

@@ -21,7 +21,7 @@ from autotransfer.finetune._config import TrialConfig
 from autotransfer.finetune._device import Precision, resolve_device
 from autotransfer.finetune._feeds import Feed, bypass_reason, cached_feed, loader_feed
 from autotransfer.finetune._imbalance import class_weights
-from autotransfer.finetune._metrics import Scores, check_metric, class_report, score
+from autotransfer.finetune._metrics import Scores, check_metric, class_report, ranked, score
 from autotransfer.finetune._optim import make_optimizer, make_scheduler
 from autotransfer.finetune._param_groups import param_groups
 from autotransfer.finetune._regularizers import L2SP
@@ -271,8 +271,7 @@ def fit(
 
 
 def _ranked(m: EpochMetrics) -> float:
-    # an undefined score (NaN) ranks below every defined one
-    return -math.inf if math.isnan(m.val_score) else m.val_score
+    return ranked(m.val_score)
 
 
 def evaluate(

@@ -20,7 +20,6 @@ from autotransfer.cache import make_cache
 from autotransfer.data import TransferDataset, stratified_subset
 from autotransfer.finetune import EpochMetrics, fit
 from autotransfer.search._prepared import PreparedSearch
-from autotransfer.search._trial import trial_config
 from autotransfer.spec import fit_to_space
 
 SAMPLE_BATCHES = 3  # training batches in the sample (plus one of validation)
@@ -79,15 +78,8 @@ def estimate(p: PreparedSearch, params: dict[str, Any]) -> Estimate:
     """Time two epochs of ``params`` (sampled parameters, e.g. the first seed's) on a sample
     of the data and scale them to the whole data and the search's budget."""
     request = p.request
-    full = trial_config(
-        p.spec,
-        fit_to_space(p.spec, p.num_blocks, params),  # what the study would record of them
-        backbone=request.backbone,
-        weights=request.weights,
-        input_size=p.input_size,
-        seed=p.spec.budget.seed,
-        device=request.device,
-    )
+    # what the study would record of the seed: its values of the space's parameters
+    full = p.trial_config(fit_to_space(p.spec, p.num_blocks, params))
     config = full.model_copy(update={"epochs": 2, "lp_ft_epochs": 0, "warmup_epochs": 0.0})
     sample = _sample(p.dataset, config.batch_size)
     times: list[float] = []

@@ -22,7 +22,6 @@ from autotransfer.finetune import TrialConfig, fit
 from autotransfer.results import Decision, decide
 from autotransfer.search._model import fetch_model
 from autotransfer.search._prepared import PreparedSearch
-from autotransfer.search._trial import trial_config
 
 
 @dataclass(frozen=True)
@@ -36,15 +35,7 @@ class Exported:
 
 def chosen_config(study: optuna.Study, p: PreparedSearch, decision: Decision) -> TrialConfig:
     """The chosen trial's full training configuration."""
-    return trial_config(
-        p.spec,
-        dict(study.trials[decision.chosen_trial].params),
-        backbone=p.request.backbone,
-        weights=p.request.weights,
-        input_size=p.input_size,
-        seed=p.spec.budget.seed,
-        device=p.request.device,
-    )
+    return p.trial_config(dict(study.trials[decision.chosen_trial].params))
 
 
 def export_decision(

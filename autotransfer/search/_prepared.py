@@ -8,8 +8,9 @@ from typing import Any
 from autotransfer import record
 from autotransfer.backbones import create_backbone, num_blocks, suggest_input_size
 from autotransfer.data import TransferDataset, load_dataset
-from autotransfer.finetune import check_metric
+from autotransfer.finetune import TrialConfig, check_metric
 from autotransfer.search._request import SearchRequest
+from autotransfer.search._trial import trial_config
 from autotransfer.spec import SearchSpec
 
 
@@ -31,6 +32,20 @@ class PreparedSearch:
     num_blocks: int
     input_size: int
     study_name: str
+
+    def trial_config(self, params: dict[str, Any]) -> TrialConfig:
+        """The training configuration of sampled ``params``, as every trial of this search,
+        its export, its test score and its estimate train it."""
+        request = self.request
+        return trial_config(
+            self.spec,
+            params,
+            backbone=request.backbone,
+            weights=request.weights,
+            input_size=self.input_size,
+            seed=self.spec.budget.seed,
+            device=request.device,
+        )
 
 
 def load_request_dataset(request: SearchRequest) -> TransferDataset:

@@ -29,7 +29,7 @@ from autotransfer.search._model import keep_chosen, staged_weights
 from autotransfer.search._policy import failing, over_budget, settled, study_pruner
 from autotransfer.search._prepared import PreparedSearch, Seed
 from autotransfer.search._test_eval import score_on_test
-from autotransfer.search._trial import EpochReport, TrialEnd, trial_config
+from autotransfer.search._trial import EpochReport, TrialEnd
 from autotransfer.spec import (
     SearchSpec,
     fit_to_space,
@@ -349,16 +349,7 @@ class SearchSession:
 
     def config(self, ticket: Ticket) -> TrialConfig:
         """The ticket's training configuration (raises for an invalid combination)."""
-        request = self.prepared.request
-        return trial_config(
-            self.spec,
-            ticket.params,
-            backbone=request.backbone,
-            weights=request.weights,
-            input_size=self.prepared.input_size,
-            seed=self.spec.budget.seed,
-            device=request.device,
-        )
+        return self.prepared.trial_config(ticket.params)
 
     # --- recording ------------------------------------------------------------------------
 
@@ -398,7 +389,7 @@ class SearchSession:
             trainable_parameters=report.trainable_parameters,
         )
         if not self.multi_objective and report.epoch not in ticket.reported:
-            ticket.trial.report(report.score, report.epoch)
+            ticket.trial.report(report.val_score, report.epoch)
             ticket.reported.add(report.epoch)
 
     def verdict(self, ticket: Ticket, report: EpochReport) -> Verdict:
@@ -437,8 +428,8 @@ class SearchSession:
         )
         if end.class_report:
             self._write(ticket, class_report=end.class_report)
-        values = [end.value, end.train_time_s] if self.multi_objective else None
-        self._tell(ticket, TrialState.COMPLETE, values or end.value)
+        values = [end.best_val_score, end.train_time_s] if self.multi_objective else None
+        self._tell(ticket, TrialState.COMPLETE, values or end.best_val_score)
 
     def pruned(self, ticket: Ticket) -> None:
         """Stopped by the pruner or scheduler; its value is its last epoch's accuracy."""

@@ -23,7 +23,6 @@ from autotransfer.data import load_test_split
 from autotransfer.finetune import evaluate
 from autotransfer.search._model import fetch_model
 from autotransfer.search._prepared import PreparedSearch
-from autotransfer.search._trial import trial_config
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +58,7 @@ def score_on_test(study: optuna.Study, p: PreparedSearch) -> dict[str, Any] | No
         return result
     if test is None:
         return None
-    config = trial_config(
-        p.spec,
-        dict(study.trials[kept["trial"]].params),
-        backbone=request.backbone,
-        weights=request.weights,
-        input_size=p.input_size,
-        seed=p.spec.budget.seed,
-        device=request.device,
-    )
+    config = p.trial_config(dict(study.trials[kept["trial"]].params))
     network = create_backbone(
         config.backbone,
         num_classes=len(p.dataset.class_names),

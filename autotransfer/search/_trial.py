@@ -15,7 +15,7 @@ import torch
 from autotransfer.backbones import Backbone
 from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
-from autotransfer.finetune import EpochMetrics, TrialConfig, TrialResult, fit
+from autotransfer.finetune import EpochMetrics, TrialConfig, TrialResult, fit, ranked
 from autotransfer.spec import SearchSpec
 
 
@@ -65,24 +65,15 @@ class EpochReport:
     """What a trial tells the engine after each epoch (a dict on the wire to a Ray driver).
 
     ``val_score`` is the study's metric (the space's ``objective``), the value the pruner
-    and the decision judge; it defaults to ``val_accuracy`` (the metric ``accuracy``).
+    and the decision judge; it equals ``val_accuracy`` for the metric ``accuracy``.
     """
 
     epoch: int
     val_accuracy: float
     elapsed_s: float
     trainable_parameters: int
-    val_score: float | None = None
+    val_score: float
     class_report: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if self.val_score is None:
-            object.__setattr__(self, "val_score", self.val_accuracy)
-
-    @property
-    def score(self) -> float:
-        assert self.val_score is not None
-        return self.val_score
 
     def to_dict(self) -> dict[str, Any]:
         """The report on the wire (the class report travels with the trial's end only)."""
@@ -110,25 +101,16 @@ class EpochReport:
 class TrialEnd:
     """How a trial that ran all its epochs ended: its best epoch's score is its value.
 
-    ``best_val_score`` is the study's metric at the best epoch (the one it picked), and
-    ``class_report`` that epoch's per-class figures; the score defaults to the accuracy.
+    ``best_val_score`` is the study's metric at the best epoch (the one it picked): the
+    trial's value. ``class_report`` holds that epoch's per-class figures.
     """
 
     best_val_accuracy: float
     best_epoch: int
     final_val_accuracy: float
     train_time_s: float
-    best_val_score: float | None = None
+    best_val_score: float
     class_report: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if self.best_val_score is None:
-            object.__setattr__(self, "best_val_score", self.best_val_accuracy)
-
-    @property
-    def value(self) -> float:
-        assert self.best_val_score is not None
-        return self.best_val_score
 
     @classmethod
     def of(cls, r: TrialResult) -> TrialEnd:
@@ -144,7 +126,7 @@ class TrialEnd:
     @classmethod
     def from_reports(cls, reports: list[EpochReport]) -> TrialEnd:
         """The end of a trial whose last report is ``reports[-1]`` (best: the first best)."""
-        best = max(reports, key=lambda r: r.score)
+        best = max(reports, key=lambda r: ranked(r.val_score))  # as the trainer ranks epochs
         last = reports[-1]
         return cls(
             best.val_accuracy,
