@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,14 @@ import pytest
 import torch
 
 from autotransfer.backbones import Backbone, create_backbone
-from autotransfer.cache import FeatureCache, FeatureKey, Features, MemoryLRU, make_cache
+from autotransfer.cache import (
+    FeatureCache,
+    FeatureKey,
+    Features,
+    MemoryLRU,
+    Shapes,
+    make_cache,
+)
 from autotransfer.data import TensorImages, TransferDataset, load_dataset
 from autotransfer.finetune import Precision, TrialConfig, bypass_reason, fit, make_feed, train_trial
 from autotransfer.finetune._feeds import feature_key
@@ -229,6 +236,18 @@ def _features(value: float, rows: int = 10) -> Features:
     return Features(torch.full((rows, 8), value), torch.full((rows // 2, 8), value))
 
 
+def _shapes(rows: int = 10) -> Shapes:
+    return (rows, 8), (rows // 2, 8)
+
+
+def _filler(value: float) -> Callable[[Features], None]:
+    def fill(out: Features) -> None:
+        out.train.fill_(value)
+        out.val.fill_(value)
+
+    return fill
+
+
 def _fake_key(name: str) -> FeatureKey:
     return FeatureKey("tiny", name, 1, "data", 32, (0.5,), (0.5,), "cpu-float32")
 
@@ -246,26 +265,28 @@ def test_lru_byte_budget_evicts_least_recently_used(tmp_path: Path) -> None:
     assert "huge" not in lru and lru.nbytes <= lru.budget_bytes
 
     cache = FeatureCache(tmp_path, memory_bytes=nbytes)
-    cache.get_or_compute(_fake_key("x"), lambda: _features(1.0))
-    cache.get_or_compute(_fake_key("y"), lambda: _features(2.0))
-    got = cache.get_or_compute(_fake_key("x"), lambda: pytest.fail("x is on disk"))
-    assert float(got.train[0, 0]) == 1.0
+    cache.get_or_compute(_fake_key("x"), _shapes(), _filler(1.0))
+    cache.get_or_compute(_fake_key("y"), _shapes(), _filler(2.0))
+    got = cache.get_or_compute(_fake_key("x"), _shapes(), lambda _: pytest.fail("x is on disk"))
+    assert got is not None and float(got.train[0, 0]) == 1.0
     assert (cache.misses, cache.hits_disk, cache.memory.evictions) == (2, 1, 2)
 
 
 def _share_worker(directory: str, counter: str, barrier: Any, queue: Any) -> None:
-    def compute() -> Features:
+    def fill(out: Features) -> None:
         with open(counter, "a") as handle:
             handle.write("computed\n")
         barrier.wait(timeout=60)  # let the other process ask for the same key now
         time.sleep(0.5)  # it waits on the lock while this one is still computing
-        return Features(torch.arange(6000.0).view(600, 10), torch.arange(100.0).view(10, 10))
+        out.train.copy_(torch.arange(6000.0).view(600, 10))
+        out.val.copy_(torch.arange(100.0).view(10, 10))
 
     torch.set_num_threads(1)
     cache = FeatureCache(directory)
     if barrier.wait(timeout=60) != 0:  # the other process goes first
         barrier.wait(timeout=60)
-    features = cache.get_or_compute(_fake_key("shared"), compute)
+    features = cache.get_or_compute(_fake_key("shared"), ((600, 10), (10, 10)), fill)
+    assert features is not None
     queue.put((float(features.train.sum()), tuple(features.train.shape), cache.misses))
 
 

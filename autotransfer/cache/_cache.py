@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from filelock import Timeout
 
+from autotransfer.cache._budget import DEFAULT_DISK_BYTES, DiskBudget, size
 from autotransfer.cache._disk import DiskStore
 from autotransfer.cache._key import FeatureKey
-from autotransfer.cache._memory import Features, MemoryLRU
+from autotransfer.cache._memory import Features, MemoryLRU, Shapes
 from autotransfer.storage import StorageURL
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "autotransfer" / "features"
 
 
+Fill = Callable[[Features], None]
+"""Writes a feature set into the (zeroed or uninitialised) tensors it is given, row by row."""
+
+
 class FeatureCache:
     """Frozen-prefix features keyed by :class:`FeatureKey`, computed once per machine.
 
@@ -42,6 +47,12 @@ class FeatureCache:
     bytes; training then sees features rounded to fp16 (the first trial too, so every trial
     of a key trains on identical inputs).
 
+    The disk store takes at most ``disk_bytes`` and never fills the disk (see
+    ``_budget.py``); a new set is written straight into its memory-mapped files, so it need
+    not fit in RAM. A set the disk cannot take is kept in memory when it fits
+    ``memory_bytes``, else it is *skipped*: :meth:`get_or_compute` returns None, the trial
+    runs its frozen blocks every epoch, and :attr:`skipped` says which set and why.
+
     Writes are atomic (see ``_disk.py``); a reader never sees a partial entry.
     """
 
@@ -51,15 +62,18 @@ class FeatureCache:
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
         fp16: bool = False,
         *,
+        disk_bytes: int = DEFAULT_DISK_BYTES,
         lock_timeout_s: float = 3600.0,
     ) -> None:
         self.memory = MemoryLRU(memory_bytes)
         self.disk = DiskStore(directory) if directory is not None else None
+        self.budget = DiskBudget(self.disk, disk_bytes) if self.disk is not None else None
         self.fp16 = fp16
         self.lock_timeout_s = lock_timeout_s
         self.hits_memory = 0
         self.hits_disk = 0
         self.misses = 0
+        self.skipped: dict[str, str] = {}  # FeatureKey.describe() → why it was not stored
         self._noted: set[str] = set()
         self._compute_lock = threading.Lock()
 
@@ -68,67 +82,103 @@ class FeatureCache:
         return self.disk.directory if self.disk is not None else None
 
     @property
+    def dtype(self) -> torch.dtype:
+        return torch.float16 if self.fp16 else torch.float32
+
+    @property
     def storage_dtype(self) -> str:
         return "float16" if self.fp16 else "float32"
 
     def __repr__(self) -> str:
+        disk = self.budget.max_bytes if self.budget is not None else None
         return (
             f"FeatureCache(directory={self.directory}, memory_bytes={self.memory.budget_bytes}, "
-            f"fp16={self.fp16})"
+            f"disk_bytes={disk}, fp16={self.fp16})"
         )
 
-    def get_or_compute(self, key: FeatureKey, compute: Callable[[], Features]) -> Features:
-        """The features of ``key``, calling ``compute`` only if no process has them yet."""
+    def get_or_compute(self, key: FeatureKey, shapes: Shapes, fill: Fill) -> Features | None:
+        """The features of ``key`` (of ``shapes``), calling ``fill`` only if no process has
+        them yet; None when they fit neither budget (see the class doc)."""
         digest = key.digest()
         found = self.memory.get(digest)
         if found is not None:
             self.hits_memory += 1
             return found
         with self._compute_lock:  # threads of one process: compute once as well
-            if self.disk is None:
-                found = self.memory.get(digest)
-                if found is None:
-                    found = self._computed(key, compute)
-                    self.memory.put(digest, found)
-                else:
-                    self.hits_memory += 1
+            found = self.memory.get(digest)
+            if found is not None:
+                self.hits_memory += 1
                 return found
+            if self.disk is None:
+                return self._in_memory(key, digest, shapes, fill, why="no cache folder is set")
             found = self.disk.load(digest)
             if found is None:
-                found = self._load_or_compute_locked(key, digest, compute)
+                found = self._load_or_compute_locked(key, digest, shapes, fill)
             else:
                 self.hits_disk += 1
-            self.memory.put(digest, found)
+            if found is not None:
+                self.memory.put(digest, found)
             return found
 
     def _load_or_compute_locked(
-        self, key: FeatureKey, digest: str, compute: Callable[[], Features]
-    ) -> Features:
-        assert self.disk is not None
+        self, key: FeatureKey, digest: str, shapes: Shapes, fill: Fill
+    ) -> Features | None:
+        assert self.disk is not None and self.budget is not None
         try:
             with self.disk.lock(digest, self.lock_timeout_s):
                 found = self.disk.load(digest)  # another process may have finished meanwhile
                 if found is not None:
                     self.hits_disk += 1
                     return found
-                features = self._computed(key, compute)
-                self.disk.save(digest, features, asdict(key))
-                # hand out the mapped copy: the first trial reads exactly what later ones will
-                return self.disk.load(digest) or features
+                nbytes = self.disk.entry_bytes(shapes, self.dtype)
+                with self.budget.reserve(digest, nbytes) as refused:
+                    if refused is None:
+                        self._miss(key)
+                        with self.disk.writer(digest, shapes, self.dtype, asdict(key)) as out:
+                            fill(out)
+                        # hand out the mapped copy: the first trial reads what later ones will
+                        return self.disk.load(digest)
+                why = f"it needs {size(nbytes)}, {size(refused.nbytes)} is left ({refused.limit})"
+                return self._in_memory(key, digest, shapes, fill, why=why)
         except Timeout:
             log.warning(
                 "feature cache lock %s held for over %.0f s; computing without the cache",
                 digest,
                 self.lock_timeout_s,
             )
-            return self._computed(key, compute)
+            out = Features.empty(shapes, self.dtype)
+            fill(out)
+            return out
 
-    def _computed(self, key: FeatureKey, compute: Callable[[], Features]) -> Features:
+    def _in_memory(
+        self, key: FeatureKey, digest: str, shapes: Shapes, fill: Fill, *, why: str
+    ) -> Features | None:
+        """The set computed and kept in this process's LRU, or None (skipped) if too big."""
+        nbytes = Features.nbytes_of(shapes, self.dtype)
+        if nbytes > self.memory.budget_bytes:
+            reason = (
+                f"not stored on disk ({why}) nor in memory (it exceeds the "
+                f"{size(self.memory.budget_bytes)} memory budget)"
+            )
+            self.skipped[key.describe()] = reason
+            log.warning(
+                "feature cache skipped %s: %s; its trials run the frozen blocks every epoch "
+                "(raise the cache budgets to store it)",
+                key.describe(),
+                reason,
+            )
+            return None
+        if self.disk is not None:
+            log.info("feature cache: %s is kept in memory only: %s", key.describe(), why)
+        self._miss(key)
+        out = Features.empty(shapes, self.dtype)
+        fill(out)
+        self.memory.put(digest, out)
+        return out
+
+    def _miss(self, key: FeatureKey) -> None:
         self.misses += 1
         log.info("feature cache miss: computing %s", key.describe())
-        features = compute()
-        dtype = torch.float16 if self.fp16 else torch.float32
-        return Features(features.train.to(dtype), features.val.to(dtype))
 
     def note_bypass(self, reason: str) -> None:
         """Log why a trial runs uncached, once per reason and cache."""
@@ -149,6 +199,7 @@ def make_cache(
     *,
     storage: str | StorageURL | None = None,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    disk_bytes: int = DEFAULT_DISK_BYTES,
     fp16: bool = False,
 ) -> FeatureCache | None:
     """The cache a search worker uses (one function, so every backend builds the same one).
@@ -162,4 +213,6 @@ def make_cache(
     if directory is None:
         beside = StorageURL.parse(storage).folder_beside("-features") if storage else None
         directory = beside or default_cache_dir()
-    return FeatureCache(Path(directory), memory_bytes=memory_bytes, fp16=fp16)
+    return FeatureCache(
+        Path(directory), memory_bytes=memory_bytes, disk_bytes=disk_bytes, fp16=fp16
+    )

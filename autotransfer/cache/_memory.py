@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
+
+# (train rows × feature shape, val rows × feature shape) of one feature set
+Shapes = tuple[tuple[int, ...], tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,15 @@ class Features:
     @property
     def nbytes(self) -> int:
         return sum(t.element_size() * t.numel() for t in (self.train, self.val))
+
+    @staticmethod
+    def nbytes_of(shapes: Shapes, dtype: torch.dtype) -> int:
+        size = torch.empty(0, dtype=dtype).element_size()
+        return sum(size * math.prod(shape) for shape in shapes)
+
+    @classmethod
+    def empty(cls, shapes: Shapes, dtype: torch.dtype) -> Features:
+        return cls(torch.empty(shapes[0], dtype=dtype), torch.empty(shapes[1], dtype=dtype))
 
 
 class MemoryLRU:

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from autotransfer.data._dataset import TransferDataset
 from autotransfer.data._errors import DatasetError
-from autotransfer.data._sources import ImageSource, TensorImages
+from autotransfer.data._sources import FileImages, ImageSource, TensorImages
 from autotransfer.data._transforms import resize_uint8
 
 # Above this many bytes a resized tensor split is not materialised; batches are resized
@@ -22,14 +22,28 @@ Batch = tuple[Tensor, Tensor]
 
 
 class _TensorBatches(Dataset[Batch]):
-    """A tensor split indexed a whole batch at a time (``__getitems__``), already resized."""
+    """A split held in memory, indexed a whole batch at a time (``__getitems__``): a tensor
+    split resized up front when that fits, or a file split decoded at ``size`` when the first
+    batch is drawn (``FileImages.resized``: once per image, however many epochs follow)."""
 
-    def __init__(self, source: TensorImages, size: int) -> None:
-        n, channels = len(source), source.channels
-        self._eager = n * channels * size * size <= _MAX_PRERESIZED_BYTES
-        self._images = source.resized(size) if self._eager else source.images
+    def __init__(self, source: TensorImages | FileImages, size: int) -> None:
+        self._files = source if isinstance(source, FileImages) else None
+        self._eager = True
+        self._images: Tensor | None = None
+        if isinstance(source, TensorImages):
+            n, channels = len(source), source.channels
+            self._eager = n * channels * size * size <= _MAX_PRERESIZED_BYTES
+            self._images = source.resized(size) if self._eager else source.images
         self._labels = source.labels
         self._size = size
+
+    def _pixels(self) -> Tensor:
+        if self._images is None:
+            assert self._files is not None
+            decoded = self._files.resized(self._size)
+            assert decoded is not None, "_loader checked that the split fits decoded"
+            self._images = decoded
+        return self._images
 
     def __len__(self) -> int:
         return int(self._labels.shape[0])
@@ -40,7 +54,7 @@ class _TensorBatches(Dataset[Batch]):
 
     def __getitems__(self, indices: Sequence[int]) -> Batch:
         index = torch.as_tensor(indices, dtype=torch.int64)
-        images = self._images[index]
+        images = self._pixels()[index]
         if not self._eager:
             images = resize_uint8(images, self._size)
         return images, self._labels[index]
@@ -94,7 +108,11 @@ def _loader(
     sampler: WeightedRandomSampler | None = None,
 ) -> DataLoader:
     shuffle = shuffle and sampler is None
-    if isinstance(source, TensorImages):
+    in_memory = isinstance(source, TensorImages) or (
+        isinstance(source, FileImages) and source.fits_decoded(size)
+    )
+    if in_memory:
+        assert isinstance(source, TensorImages | FileImages)
         # In memory, slicing a batch is cheaper than shipping it from a worker process.
         return DataLoader(
             _TensorBatches(source, size),
@@ -136,8 +154,10 @@ def make_loaders(
     same seed gives the same batch order epoch by epoch; ``drop_last`` applies to it only.
     With ``balanced`` the train loader draws rows through :func:`balanced_sampler` (seeded
     the same way) instead of shuffling. The validation loader keeps the split's order.
-    Tensor splits are resized once up front and ignore ``num_workers``; file splits decode
-    and resize per item, in ``num_workers`` processes when above 0.
+    Tensor splits are resized once up front and ignore ``num_workers``; file splits are
+    decoded and resized once per image and kept in memory (``FileImages.resized``), or, when
+    that would take over ``MAX_DECODED_BYTES``, decoded per item each epoch, in
+    ``num_workers`` processes when above 0.
     """
     if input_size < 1 or batch_size < 1 or num_workers < 0:
         raise DatasetError(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,9 +19,14 @@ from autotransfer.data._images import ImageInfo, decode_image, read_header
 from autotransfer.data._transforms import resize_uint8
 
 _HASH_CHUNK = 1 << 20
+# A file split is decoded and resized once and held in memory up to this many bytes per
+# split (2 GiB: about 14,000 RGB images at 224 px); above it, files are decoded per epoch.
+MAX_DECODED_BYTES = 2 << 30
 # Each cached size of a large split can take gigabytes; two cover the common
 # "profile at one size, train at another" pattern without holding every size ever asked for.
 _MAX_CACHED_SIZES = 2
+
+log = logging.getLogger(__name__)
 
 Indices = Sequence[int] | np.ndarray | Tensor
 
@@ -184,6 +191,9 @@ class FileImages(ImageSource):
             self._sizes = np.asarray([(i.height, i.width) for i in infos], np.int64).reshape(-1, 2)
             channels = 3 if any(i.channels == 3 for i in infos) else 1
         self._channels = channels
+        self._decoded: tuple[int, Tensor] | None = None  # (size, uint8 [N, C, size, size])
+        self._decode_lock = threading.Lock()
+        self.decodes = 0  # files decoded so far (a read counter for tests and logs)
 
     def _read_headers(self) -> list[ImageInfo]:
         infos = []
@@ -201,6 +211,7 @@ class FileImages(ImageSource):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         path = self._paths[index]
+        self.decodes += 1
         try:
             array = decode_image(path, self._channels)
         except Exception as exc:  # PIL's decoders raise many unrelated exception types.
@@ -209,6 +220,35 @@ class FileImages(ImageSource):
                 "changed or damaged since; replace or delete the file and load the dataset again."
             ) from exc
         return torch.from_numpy(array).permute(2, 0, 1).contiguous(), int(self._labels[index])
+
+    def fits_decoded(self, size: int) -> bool:
+        """Whether :meth:`resized` keeps this split (else it logs why it does not)."""
+        nbytes = len(self) * self._channels * size * size
+        if nbytes > MAX_DECODED_BYTES:
+            log.warning(
+                "%d images at %d px take %.1f GiB decoded, over the %.0f GiB kept in memory: "
+                "they are decoded again every epoch (a smaller input size or max_train avoids it)",
+                len(self),
+                size,
+                nbytes / 2**30,
+                MAX_DECODED_BYTES / 2**30,
+            )
+            return False
+        return True
+
+    def resized(self, size: int) -> Tensor | None:
+        """Every file decoded and resized to ``size × size`` once, as uint8 ``[N, C, S, S]``,
+        kept on this object for the latest size; None when that exceeds ``MAX_DECODED_BYTES``
+        (see :meth:`fits_decoded`), in which case the loaders decode file by file each epoch."""
+        if not self.fits_decoded(size):
+            return None
+        with self._decode_lock:
+            if self._decoded is None or self._decoded[0] != size:
+                out = torch.empty((len(self), self._channels, size, size), dtype=torch.uint8)
+                for i in range(len(self)):
+                    out[i] = resize_uint8(self[i][0], size)
+                self._decoded = (size, out)
+            return self._decoded[1]
 
     @property
     def paths(self) -> tuple[Path, ...]:

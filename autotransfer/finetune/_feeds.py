@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from autotransfer.backbones import Backbone, Steps
-from autotransfer.cache import FeatureCache, FeatureKey, Features, prefix_digest
+from autotransfer.cache import FeatureCache, FeatureKey, Features, Shapes, prefix_digest
 from autotransfer.data import BatchTransform, TransferDataset, balanced_sampler, make_loaders
 from autotransfer.finetune._config import TrialConfig
 from autotransfer.finetune._device import Precision
@@ -88,28 +88,52 @@ def bypass_reason(config: TrialConfig, backbone: Backbone) -> str | None:
     return None
 
 
-def compute_features(
+def _ordered_splits(dataset: TransferDataset) -> dict[str, TransferDataset]:
+    # make_loaders keeps the order of its validation split: put each split there in turn
+    return {
+        "train": dataclasses.replace(dataset, train=dataset.val, val=dataset.train),
+        "val": dataclasses.replace(dataset, train=dataset.val),
+    }
+
+
+def feature_shapes(
+    prefix: Steps, backbone: Backbone, dataset: TransferDataset, config: TrialConfig
+) -> Shapes:
+    """The shapes :func:`fill_features` fills, from one blank image through the prefix (on
+    the CPU, in eval mode, without touching any RNG)."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            device = next((p.device for p in backbone.parameters()), torch.device("cpu"))
+            blank = torch.zeros(1, dataset.channels, config.input_size, config.input_size)
+            x = BatchTransform(backbone.mean, backbone.std).to(device)(
+                blank.to(torch.uint8).to(device), train=False
+            )
+            row = tuple(prefix(x).shape[1:])
+    finally:
+        backbone.train(was_training)
+    return (len(dataset.train), *row), (len(dataset.val), *row)
+
+
+def fill_features(
     prefix: Steps,
     backbone: Backbone,
     dataset: TransferDataset,
     config: TrialConfig,
     device: torch.device,
     precision: Precision,
-) -> Features:
-    """Run the prefix over both splits in order, in eval mode, without touching any RNG."""
+    out: Features,
+) -> None:
+    """Run the prefix over both splits in order, in eval mode, without touching any RNG,
+    writing each batch's rows into ``out`` (in its dtype) as they come."""
     transform = BatchTransform(backbone.mean, backbone.std).to(device)
-    # make_loaders keeps the order of its validation split: put each split there in turn
-    splits = {
-        "train": dataclasses.replace(dataset, train=dataset.val, val=dataset.train),
-        "val": dataclasses.replace(dataset, train=dataset.val),
-    }
     was_training = backbone.training
     backbone.eval()
-    out: dict[str, Tensor] = {}
     devices = [device] if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
-            for split, ordered in splits.items():
+            for split, ordered in _ordered_splits(dataset).items():
                 _, loader = make_loaders(
                     ordered,
                     input_size=config.input_size,
@@ -118,15 +142,30 @@ def compute_features(
                     num_workers=config.num_workers,
                     pin_memory=device.type == "cuda",
                 )
-                parts = []
+                target: Tensor = getattr(out, split)
+                row = 0
                 for images, _ in loader:
                     x = transform(images.to(device, non_blocking=True), train=False)
                     with precision.autocast():
-                        parts.append(prefix(x).float().cpu())
-                out[split] = torch.cat(parts)
+                        part = prefix(x).float().cpu()
+                    target[row : row + len(part)] = part.to(target.dtype)
+                    row += len(part)
     finally:
         backbone.train(was_training)
-    return Features(out["train"], out["val"])
+
+
+def compute_features(
+    prefix: Steps,
+    backbone: Backbone,
+    dataset: TransferDataset,
+    config: TrialConfig,
+    device: torch.device,
+    precision: Precision,
+) -> Features:
+    """:func:`fill_features` into new float32 tensors (no cache)."""
+    out = Features.empty(feature_shapes(prefix, backbone, dataset, config), torch.float32)
+    fill_features(prefix, backbone, dataset, config, device, precision, out)
+    return out
 
 
 def feature_key(
@@ -151,6 +190,25 @@ def feature_key(
         std=tuple(float(s) for s in backbone.std),
         compute=compute,
         storage=cache.storage_dtype,
+    )
+
+
+def cached_features(
+    key: FeatureKey,
+    prefix: Steps,
+    backbone: Backbone,
+    dataset: TransferDataset,
+    config: TrialConfig,
+    device: torch.device,
+    precision: Precision,
+    cache: FeatureCache,
+) -> Features | None:
+    """``cache``'s features of ``key``, computed by ``prefix`` if absent; None when they fit
+    neither of the cache's budgets (it logs which set it skipped, and why)."""
+    return cache.get_or_compute(
+        key,
+        feature_shapes(prefix, backbone, dataset, config),
+        lambda out: fill_features(prefix, backbone, dataset, config, device, precision, out),
     )
 
 
@@ -187,9 +245,9 @@ def cached_feed(
     prefix, suffix = backbone.split(config.freeze_depth)
     cut = backbone.first_trainable_block(config.freeze_depth)
     key = feature_key(backbone, prefix, cut, dataset, config, precision, cache)
-    features = cache.get_or_compute(
-        key, lambda: compute_features(prefix, backbone, dataset, config, device, precision)
-    )
+    features = cached_features(key, prefix, backbone, dataset, config, device, precision, cache)
+    if features is None:  # fits neither budget: the cache said so; train through the images
+        return loader_feed(config, dataset, backbone, device)
     train_x, val_x = features.train, features.val
     if device.type != "cpu" and features.nbytes <= _ON_DEVICE_BYTES:
         train_x, val_x = train_x.to(device), val_x.to(device)

@@ -24,7 +24,7 @@ from autotransfer.data import TransferDataset
 from autotransfer.errors import ConfigError
 from autotransfer.finetune._config import TrialConfig
 from autotransfer.finetune._device import Precision
-from autotransfer.finetune._feeds import compute_features, feature_key
+from autotransfer.finetune._feeds import cached_features, compute_features, feature_key
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,13 @@ def probe_head(
             return _fitted[key]
         start = time.perf_counter()
 
-        def compute() -> Features:
-            return compute_features(prefix, backbone, dataset, config, device, precision)
-
+        features: Features | None = None
         if cache is not None and isinstance(key, FeatureKey):
-            features = cache.get_or_compute(key, compute)
-        else:
-            features = compute()
+            features = cached_features(
+                key, prefix, backbone, dataset, config, device, precision, cache
+            )
+        if features is None:
+            features = compute_features(prefix, backbone, dataset, config, device, precision)
         weight, bias = fit_linear_probe(
             features.train.float().cpu(), dataset.train.labels, len(dataset.class_names)
         )

@@ -16,7 +16,6 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from autotransfer.cache import make_cache
 from autotransfer.data import TransferDataset, stratified_subset
 from autotransfer.finetune import EpochMetrics, fit
 from autotransfer.search._prepared import PreparedSearch
@@ -88,7 +87,7 @@ def estimate(p: PreparedSearch, params: dict[str, Any]) -> Estimate:
         times.append(m.elapsed_s)
 
     with tempfile.TemporaryDirectory(prefix="autotransfer-estimate-") as folder:
-        fit(config, sample, reporter=timed, cache=make_cache(request.cache, folder))
+        fit(config, sample, reporter=timed, cache=request.feature_cache(folder))
     epoch_s = max(times[1] - times[0], 1e-6)
     once_s = max(times[0] - epoch_s, 0.0)  # the cache's feature pass (0 without the cache)
     scale = (len(p.dataset.train) + len(p.dataset.val)) / (len(sample.train) + len(sample.val))

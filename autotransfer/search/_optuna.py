@@ -16,7 +16,7 @@ import optuna
 import torch
 from optuna.storages import BaseStorage
 
-from autotransfer.cache import FeatureCache, make_cache
+from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
 from autotransfer.finetune import TrialConfig
 from autotransfer.search._prepared import prepare
@@ -62,7 +62,7 @@ def cache_for(session: SearchSession) -> FeatureCache | None:
     """This machine's feature cache: ``cache_dir``, else beside a storage file
     (``study.db`` → ``study-features/``), else the user's cache folder."""
     request = session.prepared.request
-    return make_cache(request.cache, request.cache_dir, storage=request.storage)
+    return request.feature_cache(request.cache_dir, storage=request.storage)
 
 
 def run_ticket(

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from autotransfer import record
-from autotransfer.cache import FeatureCache, make_cache
+from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
 from autotransfer.search._prepared import load_request_dataset
 from autotransfer.search._request import SearchRequest
@@ -38,12 +38,13 @@ def _dataset(request_json: str) -> TransferDataset:
 
 
 @functools.lru_cache(maxsize=2)
-def _feature_cache(enabled: bool, directory: str | None) -> FeatureCache | None:
+def _feature_cache(request_json: str) -> FeatureCache | None:
     """This node's frozen-feature cache, one per worker process: ``cache_dir`` when the
     request names one (that path on every node), else the node's default folder
     (``$AUTOTRANSFER_CACHE_DIR`` or ``~/.cache/autotransfer/features``) — never the folder
     beside the driver's storage file, which other nodes may not have."""
-    return make_cache(enabled, directory)
+    request = SearchRequest.model_validate_json(request_json)
+    return request.feature_cache(request.cache_dir)
 
 
 def _node_id() -> str:
@@ -97,7 +98,7 @@ def run_trial(
                 last.update(TrialEnd.from_reports(reports).to_dict())
             tune.report(dict(last))
 
-        cache = _feature_cache(request.cache, request.cache_dir)
+        cache = _feature_cache(request_json)
         end = train(trial, dataset, cache=cache, on_epoch=report, weights_to=weights)
         if TrialEnd.from_dict(last) is None:  # fewer epochs than configured: report the end now
             tune.report({**last, **end.to_dict()})

@@ -8,6 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from autotransfer.cache import (
+    DEFAULT_DISK_BYTES,
+    DEFAULT_MEMORY_BYTES,
+    FeatureCache,
+    GiB,
+    make_cache,
+)
 from autotransfer.data import DatasetRef
 from autotransfer.search._backends import BACKENDS
 from autotransfer.spec import SearchSpec, load_spec
@@ -156,6 +163,20 @@ class SearchRequest(SearchOptions):
         description="feature cache folder (default: beside a SQLite/journal storage file, "
         "study.db → study-features/, else ~/.cache/autotransfer/features)",
     )
+    cache_memory_gb: float = Field(
+        DEFAULT_MEMORY_BYTES / GiB,
+        ge=0,
+        le=4096,
+        description="feature cache: GiB of RAM each worker process may hold feature sets in",
+    )
+    cache_disk_gb: float = Field(
+        DEFAULT_DISK_BYTES / GiB,
+        ge=0,
+        le=1 << 20,
+        description="feature cache: GiB of disk its folder may take; it also always leaves "
+        "5% of the disk (at least 1 GiB) free. A feature set that fits neither budget is "
+        "skipped (logged) and its trials run the frozen blocks every epoch",
+    )
     keep_model: bool = Field(
         True,
         description="keep the chosen trial's weights (best epoch) as an Optuna artifact, so "
@@ -215,6 +236,19 @@ class SearchRequest(SearchOptions):
             updates["min_epochs"] = max(1, min(judged, self.max_epochs))
         budget = spec.budget.model_validate({**spec.budget.model_dump(), **updates})
         return spec.model_copy(update={"budget": budget})
+
+    def feature_cache(
+        self, directory: str | None, *, storage: StorageURL | None = None
+    ) -> FeatureCache | None:
+        """The feature cache in ``directory`` (else beside ``storage``) with this request's
+        budgets, or None when ``cache`` is off."""
+        return make_cache(
+            self.cache,
+            directory,
+            storage=storage,
+            memory_bytes=int(self.cache_memory_gb * GiB),
+            disk_bytes=int(self.cache_disk_gb * GiB),
+        )
 
     def resolved_split_seed(self) -> int:
         """The split's seed: ``split_seed``, else the study's seed (the space's by default)."""
