@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from autotransfer.backbones._backbone import Backbone
+from autotransfer.backbones._cost import InferenceCost, inference_cost, measure_inference
 from autotransfer.backbones._depth import depth_of_fraction
 from autotransfer.backbones._family import IMAGENET_MEAN, IMAGENET_STD, BackboneFamily
 from autotransfer.backbones._layout import HEAD, BlockLayout
@@ -19,6 +20,7 @@ from autotransfer.backbones._registry import (
     families,
     get_family,
     list_backbones,
+    native_input_size,
     num_blocks,
     register_family,
     resolve_weights,
@@ -37,6 +39,7 @@ __all__ = [
     "BackboneFamily",
     "BlockLayout",
     "ForwardPlan",
+    "InferenceCost",
     "PlanError",
     "Steps",
     "check_input_size",
@@ -44,7 +47,10 @@ __all__ = [
     "depth_of_fraction",
     "families",
     "get_family",
+    "inference_cost",
     "list_backbones",
+    "measure_inference",
+    "native_input_size",
     "num_blocks",
     "packaged_weights_path",
     "read_state_dict",

@@ -34,6 +34,11 @@ class BackboneFamily(ABC):
     std: tuple[float, float, float] = IMAGENET_STD
     min_input_size: int = 32
 
+    def native_input_size(self, variant: str) -> int:
+        """The input size the pretrained weights were trained at (ImageNet's 224 unless a
+        family says otherwise): the largest input a search picks for it by itself."""
+        return 224
+
     def input_multiple(self, variant: str) -> int:
         """Input sizes must be a multiple of this (ViT: the patch size)."""
         return 1

@@ -77,6 +77,10 @@ class EfficientNetLiteFamily(BackboneFamily):
     def layout(self, variant: str) -> BlockLayout:
         return _LAYOUT
 
+    def native_input_size(self, variant: str) -> int:
+        # the resolutions of the Lite scaling rule (efficientnet_lite_pytorch's params table)
+        return (224, 240, 260, 280, 300)[int(variant.removeprefix("efficientnet_lite"))]
+
     def weight_names(self, variant: str) -> tuple[str, ...]:
         return ("DEFAULT", "IMAGENET1K")
 

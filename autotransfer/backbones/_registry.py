@@ -172,16 +172,25 @@ for _family in (*torchvision_families(), EfficientNetLiteFamily()):
     register_family(_family)
 
 
-def suggest_input_size(name: str, native: tuple[int, int], *, cap: int = 224) -> int:
+def native_input_size(name: str) -> int:
+    """The input size ``name``'s pretrained weights were trained at (Lite2: 260)."""
+    return get_family(name).native_input_size(name)
+
+
+def suggest_input_size(name: str, native: tuple[int, int], *, cap: int | None = 224) -> int:
     """An input size for data of ``native`` (h, w): its larger side rounded up to a multiple of
-    32 (and of the patch size), at least the family's minimum and at most ``cap``.
+    32 (and of the patch size), at least the family's minimum and at most ``cap`` (None: the
+    backbone's own, :func:`native_input_size`).
 
     Upsampling 8×8 digits to 224×224 costs 49× the compute of 32×32 for no information.
 
     >>> suggest_input_size("resnet18", (8, 8)), suggest_input_size("resnet18", (500, 375))
     (32, 224)
+    >>> suggest_input_size("efficientnet_lite2", (500, 375), cap=None)
+    256
     """
     family = get_family(name)
+    cap = family.native_input_size(name) if cap is None else cap
     step = math.lcm(32, family.input_multiple(name))
     side = max(native)
     size = max(family.min_input_size, step * math.ceil(side / step))

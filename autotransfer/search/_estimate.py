@@ -78,7 +78,7 @@ def estimate(p: PreparedSearch, params: dict[str, Any]) -> Estimate:
     of the data and scale them to the whole data and the search's budget."""
     request = p.request
     # what the study would record of the seed: its values of the space's parameters
-    full = p.trial_config(fit_to_space(p.spec, p.num_blocks, params))
+    full = p.trial_config(fit_to_space(p.spec, p.blocks, params))
     config = full.model_copy(update={"epochs": 2, "lp_ft_epochs": 0, "warmup_epochs": 0.0})
     sample = _sample(p.dataset, config.batch_size)
     times: list[float] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from autotransfer import record
@@ -11,7 +11,7 @@ from autotransfer.data import TransferDataset, load_dataset
 from autotransfer.finetune import TrialConfig, check_metric
 from autotransfer.search._request import SearchRequest
 from autotransfer.search._trial import trial_config
-from autotransfer.spec import SearchSpec
+from autotransfer.spec import Blocks, SearchSpec
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,12 @@ class Seed:
 
 @dataclass
 class PreparedSearch:
-    """A request with everything resolved: ``request.spec`` holds the space as values."""
+    """A request with everything resolved: ``request.spec`` holds the space as values.
+
+    ``num_blocks`` and ``input_size`` are the study's backbone's (``request.backbone``);
+    a space that searches the backbone has every searched backbone's in ``blocks`` and
+    ``input_sizes`` too, and a trial trains its own (``trial_config``).
+    """
 
     request: SearchRequest
     spec: SearchSpec  # with the request's budget overrides applied
@@ -32,20 +37,45 @@ class PreparedSearch:
     num_blocks: int
     input_size: int
     study_name: str
+    backbone_blocks: dict[str, int] = field(default_factory=dict)
+    input_sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def backbones(self) -> tuple[str, ...]:
+        """The backbones this search trains: the space's choices, else the study's one."""
+        return self.spec.backbones or (self.request.backbone,)
+
+    @property
+    def blocks(self) -> Blocks:
+        """What depth parameters resolve against (``spec.suggest``, ``fit_to_space``)."""
+        return dict(self.backbone_blocks) if self.spec.backbones else self.num_blocks
 
     def trial_config(self, params: dict[str, Any]) -> TrialConfig:
         """The training configuration of sampled ``params``, as every trial of this search,
         its export, its test score and its estimate train it."""
-        request = self.request
-        return trial_config(
-            self.spec,
-            params,
-            backbone=request.backbone,
-            weights=request.weights,
-            input_size=self.input_size,
-            seed=self.spec.budget.seed,
-            device=request.device,
-        )
+        return request_trial_config(self.request, self.spec, self.sizes, params)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Each trained backbone's input size."""
+        return self.input_sizes or {self.request.backbone: self.input_size}
+
+
+def request_trial_config(
+    request: SearchRequest, spec: SearchSpec, input_sizes: dict[str, int], params: dict[str, Any]
+) -> TrialConfig:
+    """``params`` (sampled, ``backbone`` among them when the space searches it) as the trial
+    trains them: on its backbone, at that backbone's input size (``input_sizes``)."""
+    backbone = str(params.get("backbone", request.backbone))
+    return trial_config(
+        spec,
+        {k: v for k, v in params.items() if k != "backbone"},
+        backbone=backbone,
+        weights=request.weights,
+        input_size=input_sizes[backbone],
+        seed=spec.budget.seed,
+        device=request.device,
+    )
 
 
 def load_request_dataset(request: SearchRequest) -> TransferDataset:
@@ -71,16 +101,30 @@ def prepare(request: SearchRequest) -> PreparedSearch:
     spec = request.resolved_spec()
     dataset = load_request_dataset(request)
     check_metric(spec.budget.metric, len(dataset.class_names))
+    resolution = dataset.profile().median_resolution
     blocks = num_blocks(request.backbone)
-    size = request.input_size or suggest_input_size(
-        request.backbone, dataset.profile().median_resolution
+    size = request.input_size or suggest_input_size(request.backbone, resolution)
+    sizes: dict[str, int] = {}
+    for backbone in spec.backbones or (request.backbone,):
+        # each searched backbone at its own resolution, up to the data's (unless fixed)
+        sizes[backbone] = request.input_size or (
+            suggest_input_size(backbone, resolution, cap=None) if spec.backbones else size
+        )
+        # builds each network once with the real weights, so a missing weight file or an
+        # invalid input size is reported now rather than as N failed trials
+        create_backbone(
+            backbone,
+            num_classes=max(2, len(dataset.class_names)),
+            weights=request.weights,
+            input_size=sizes[backbone],
+        )
+    return PreparedSearch(
+        request,
+        spec,
+        dataset,
+        blocks,
+        size,
+        request.resolved_study_name(),
+        backbone_blocks={b: num_blocks(b) for b in sizes},
+        input_sizes=sizes,
     )
-    # builds the network once with the real weights, so a missing weight file or an invalid
-    # input size is reported now rather than as N failed trials
-    create_backbone(
-        request.backbone,
-        num_classes=max(2, len(dataset.class_names)),
-        weights=request.weights,
-        input_size=size,
-    )
-    return PreparedSearch(request, spec, dataset, blocks, size, request.resolved_study_name())

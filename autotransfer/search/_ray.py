@@ -179,7 +179,7 @@ class RayExecutor:
                     _trainable(),
                     request_json=_worker_request(request),
                     fingerprint=p.dataset.fingerprint,
-                    input_size=p.input_size,
+                    input_sizes=p.sizes,
                     cpus=cpus,
                 ),
                 {"cpu": cpus, "gpu": request.gpus_per_trial},

@@ -20,9 +20,9 @@ import torch
 from autotransfer import record
 from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
-from autotransfer.search._prepared import load_request_dataset
+from autotransfer.search._prepared import load_request_dataset, request_trial_config
 from autotransfer.search._request import SearchRequest
-from autotransfer.search._trial import EpochReport, TrialEnd, this_worker, train, trial_config
+from autotransfer.search._trial import EpochReport, TrialEnd, this_worker, train
 
 METRIC = "val_score"  # what the scheduler compares after each epoch (an EpochReport field)
 TIME_ATTR = "epoch"  # the scheduler's unit of progress (an EpochReport field)
@@ -58,7 +58,7 @@ def run_trial(
     *,
     request_json: str,
     fingerprint: str,
-    input_size: int,
+    input_sizes: dict[str, int],
     cpus: float,
 ) -> None:
     """Train one configuration; ``config`` holds the engine's sampled parameters."""
@@ -79,15 +79,7 @@ def run_trial(
                 f"(fingerprint {dataset.fingerprint}, the study has {fingerprint}); give every "
                 f"node the same files at the same path"
             )
-        trial = trial_config(
-            spec,
-            params,
-            backbone=request.backbone,
-            weights=request.weights,
-            input_size=input_size,
-            seed=spec.budget.seed,
-            device=request.device,
-        )
+        trial = request_trial_config(request, spec, input_sizes, params)
         reports: list[EpochReport] = []
 
         def report(epoch: EpochReport) -> None:

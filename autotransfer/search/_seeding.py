@@ -71,7 +71,7 @@ def recommend_seeds(p: PreparedSearch) -> Seeding:
     seeds: list[Seed] = []
     fitted: list[dict[str, object]] = []
     for params in (complete_seed(p.spec, s) for s in rec.seed_params()):
-        point = fit_to_space(p.spec, p.num_blocks, params)
+        point = fit_to_space(p.spec, p.blocks, params)
         if point and point not in fitted:
             fitted.append(point)
             seeds.append(Seed(params, source=record.RECOMMENDER))

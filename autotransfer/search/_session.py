@@ -191,7 +191,7 @@ class SearchSession:
                     self._retry(trial)
             return 0
         for seed in seeds:
-            params = fit_to_space(self.spec, self.prepared.num_blocks, seed.params)
+            params = fit_to_space(self.spec, self.prepared.blocks, seed.params)
             self.study.enqueue_trial(
                 params, user_attrs=record.trial_attrs(source=seed.source), skip_if_exists=True
             )
@@ -243,7 +243,7 @@ class SearchSession:
                 return WAIT
             with quiet_heartbeat():
                 trial = self.study.ask()
-        params = suggest(trial, self.spec, self.prepared.num_blocks)
+        params = suggest(trial, self.spec, self.prepared.blocks)
         ticket = Ticket(trial, params)
         self._tickets[trial.number] = ticket
         ticket.written.update(trial.user_attrs)  # an enqueued seed arrives with its source
@@ -319,7 +319,7 @@ class SearchSession:
             for _ in waiting:
                 with quiet_heartbeat():
                     trial = self.study.ask()
-                suggest(trial, self.spec, self.prepared.num_blocks)  # records its parameters
+                suggest(trial, self.spec, self.prepared.blocks)  # records its parameters
                 ticket = Ticket(trial, dict(trial.params), written=dict(trial.user_attrs))
                 self._write(ticket, error=SKIPPED)
                 self._tell(ticket, TrialState.FAIL)
@@ -367,13 +367,14 @@ class SearchSession:
     def started(self, ticket: Ticket, **where: Any) -> None:
         """Record what the trial trains and where (``worker``; on Ray also ``ray_node``)."""
         p = self.prepared
+        config = self.config(ticket)
         self._write(
             ticket,
-            backbone=p.request.backbone,
+            backbone=config.backbone,
             weights=p.request.weights,
-            freeze_depth=self.config(ticket).freeze_depth,
-            num_blocks=p.num_blocks,
-            input_size=p.input_size,
+            freeze_depth=config.freeze_depth,
+            num_blocks=p.backbone_blocks.get(config.backbone, p.num_blocks),
+            input_size=config.input_size,
             dataset_fingerprint=p.dataset.fingerprint,
             **where,
         )

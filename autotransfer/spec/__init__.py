@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from autotransfer.spec._budget import Budget
 from autotransfer.spec._compile import (
+    Blocks,
     active,
+    block_count,
     fit_to_space,
     optuna_directions,
     optuna_distributions,
@@ -25,6 +27,8 @@ from autotransfer.spec._params import (
 from autotransfer.spec._search_spec import SEARCHABLE, SearchSpec
 
 __all__ = [
+    "Blocks",
+    "block_count",
     "SEARCHABLE",
     "BoolParam",
     "Budget",

@@ -3,6 +3,7 @@ distributions, samplers and pruners, and Ray Tune domains and schedulers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -19,6 +20,22 @@ from autotransfer.spec._search_spec import SearchSpec
 
 if TYPE_CHECKING:  # Ray is imported only by the Ray backend: it is slow to import
     from ray.tune.schedulers import TrialScheduler
+
+Blocks = int | Mapping[str, int]
+"""The study's backbone's block count, or, for a space that searches ``backbone``, each
+searched backbone's: depth parameters resolve for the backbone chosen before them."""
+
+
+def block_count(blocks: Blocks, backbone: str | None) -> int:
+    """The block count depth parameters resolve against, given the chosen ``backbone``."""
+    if isinstance(blocks, int):
+        return blocks
+    if backbone is None or backbone not in blocks:
+        raise ValueError(
+            f"depth needs the chosen backbone's block count, but got backbone={backbone!r} "
+            f"for block counts {dict(blocks)}; sample parameters.backbone first"
+        )
+    return blocks[backbone]
 
 
 def _distribution(param: object, num_blocks: int) -> BaseDistribution:
@@ -38,9 +55,13 @@ def _distribution(param: object, num_blocks: int) -> BaseDistribution:
     raise TypeError(f"No Optuna translation for {type(param).__name__}.")
 
 
-def optuna_distributions(spec: SearchSpec, num_blocks: int) -> dict[str, BaseDistribution]:
-    """Every parameter's Optuna distribution for a backbone with ``num_blocks`` blocks."""
-    return {name: _distribution(p, num_blocks) for name, p in spec.parameters.items()}
+def optuna_distributions(
+    spec: SearchSpec, blocks: Blocks, backbone: str | None = None
+) -> dict[str, BaseDistribution]:
+    """Every parameter's Optuna distribution, depth resolved for ``backbone`` (the study's
+    when ``blocks`` is one count; required when the space searches the backbone)."""
+    n = block_count(blocks, backbone)
+    return {name: _distribution(p, n) for name, p in spec.parameters.items()}
 
 
 def active(spec: SearchSpec, name: str, chosen: dict[str, Any]) -> bool:
@@ -49,12 +70,16 @@ def active(spec: SearchSpec, name: str, chosen: dict[str, Any]) -> bool:
     return all(name_ in chosen and chosen[name_] == value for name_, value in when.items())
 
 
-def suggest(trial: optuna.Trial, spec: SearchSpec, num_blocks: int) -> dict[str, Any]:
-    """Define-by-run sampling in file order, skipping parameters whose condition fails."""
-    distributions = optuna_distributions(spec, num_blocks)
+def suggest(trial: optuna.Trial, spec: SearchSpec, blocks: Blocks) -> dict[str, Any]:
+    """Define-by-run sampling in file order, skipping parameters whose condition fails; a
+    searched ``backbone`` comes first and the depth is then drawn over its own blocks."""
     chosen: dict[str, Any] = {}
+    if spec.backbones is not None:
+        backbone = spec.parameters["backbone"]
+        chosen["backbone"] = _suggest_one(trial, "backbone", _distribution(backbone, 0))
+    distributions = optuna_distributions(spec, blocks, chosen.get("backbone"))
     for name, dist in distributions.items():
-        if not active(spec, name, chosen):
+        if name in chosen or not active(spec, name, chosen):
             continue
         chosen[name] = _suggest_one(trial, name, dist)
     return chosen
@@ -70,13 +95,20 @@ def _suggest_one(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
     raise TypeError(f"No suggest call for {type(dist).__name__}.")
 
 
-def fit_to_space(spec: SearchSpec, num_blocks: int, params: dict[str, Any]) -> dict[str, Any]:
+def fit_to_space(spec: SearchSpec, blocks: Blocks, params: dict[str, Any]) -> dict[str, Any]:
     """Clip a seed configuration into the space (nearest choice, bounds), dropping inactive keys.
 
     Seeds come from rules, not from the sampler; a seed outside the space would be recorded
-    with values the sampler can never reproduce and confuse its model.
+    with values the sampler can never reproduce and confuse its model. A space that searches
+    the backbone needs the seed's ``backbone`` (one of its choices).
     """
-    distributions = optuna_distributions(spec, num_blocks)
+    backbone = params.get("backbone") if spec.backbones is not None else None
+    if spec.backbones is not None and backbone not in spec.backbones:
+        raise ValueError(
+            f"a seed for space {spec.name!r} needs backbone in {list(spec.backbones)}, but "
+            f"got {backbone!r}"
+        )
+    distributions = optuna_distributions(spec, blocks, backbone)
     fitted: dict[str, Any] = {}
     for name, dist in distributions.items():
         if name not in params or not active(spec, name, fitted):
@@ -152,7 +184,7 @@ def optuna_directions(spec: SearchSpec) -> list[StudyDirection]:
 # --- Ray Tune -------------------------------------------------------------------------------
 
 
-def ray_search_space(spec: SearchSpec, num_blocks: int) -> dict[str, Any]:
+def ray_search_space(spec: SearchSpec, num_blocks: Blocks) -> dict[str, Any]:
     """Every parameter as a Ray Tune domain, equal to :func:`optuna_distributions` once Ray's
     ``OptunaSearch`` converts it back (integer domains take an exclusive upper bound, except
     the quantized ``qrandint``).
@@ -162,6 +194,21 @@ def ray_search_space(spec: SearchSpec, num_blocks: int) -> dict[str, Any]:
     """
     from ray import tune
 
+    if not isinstance(num_blocks, int):
+        per_backbone = {
+            name: {tuple(p.depths(n)) for n in num_blocks.values()}
+            for name, p in spec.parameters.items()
+            if isinstance(p, DepthParam)
+        }
+        varying = sorted(name for name, depths in per_backbone.items() if len(depths) > 1)
+        if varying:
+            raise ValueError(
+                f"Ray Tune domains cannot express a depth that depends on the backbone, but "
+                f"{varying} of space {spec.name!r} resolve to other blocks for each of "
+                f"{sorted(num_blocks)}. Sample them define-by-run (the Ray backend does, through "
+                f"autotransfer.spec.suggest), or give the depth as blocks: [...] every backbone has."
+            )
+        num_blocks = next(iter(num_blocks.values()))
     conditional = [name for name, p in spec.parameters.items() if p.when]
     if conditional:
         raise ValueError(

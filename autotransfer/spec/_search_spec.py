@@ -8,10 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autotransfer.finetune import TrialConfig
 from autotransfer.spec._budget import Budget
-from autotransfer.spec._params import DepthParam, ParamSpec
+from autotransfer.backbones import list_backbones
+from autotransfer.spec._params import CategoricalParam, DepthParam, ParamSpec
 
-# Fields a study fixes itself: the backbone/data/device are the study's, epochs its budget's.
-_NOT_SEARCHABLE = {"backbone", "weights", "epochs", "seed", "device", "num_workers", "input_size"}
+# Fields a study fixes itself: the data/device are the study's, epochs its budget's. The
+# backbone is the study's unless the space searches it (a categorical over registered names).
+_NOT_SEARCHABLE = {"weights", "epochs", "seed", "device", "num_workers", "input_size"}
 SEARCHABLE = sorted(set(TrialConfig.model_fields) - _NOT_SEARCHABLE)
 
 
@@ -37,6 +39,13 @@ class SearchSpec(BaseModel):
         both = sorted(set(self.parameters) & set(self.fixed))
         if both:
             raise ValueError(f"{both} are both searched and fixed; keep one")
+        if "backbone" in self.fixed:
+            raise ValueError(
+                "backbone cannot be fixed in a space: it is the study's (--backbone), or "
+                "searched as parameters.backbone: {type: categorical, choices: [...]}"
+            )
+        if "backbone" in self.parameters:
+            self._check_backbones()
         if "freeze_depth" in self.parameters and not isinstance(
             self.parameters["freeze_depth"], DepthParam
         ):
@@ -53,3 +62,29 @@ class SearchSpec(BaseModel):
         # the fixed values must themselves be valid trial settings
         TrialConfig(**{**self.fixed, "epochs": self.budget.max_epochs})
         return self
+
+    def _check_backbones(self) -> None:
+        param = self.parameters["backbone"]
+        if not isinstance(param, CategoricalParam) or param.when:
+            raise ValueError(
+                "parameters.backbone must be {type: categorical, choices: [names]} without "
+                "when: (run `autotransfer backbones` for the names)"
+            )
+        known = list_backbones()
+        unknown = [c for c in param.choices if c not in known]
+        if unknown:
+            raise ValueError(
+                f"parameters.backbone: unknown backbone(s) {unknown}; the registry's names "
+                f"are {', '.join(known)}"
+            )
+        if next(iter(self.parameters)) != "backbone":
+            raise ValueError(
+                "parameters.backbone must be listed first: the depth and the other parameters "
+                "are sampled for the backbone chosen before them"
+            )
+
+    @property
+    def backbones(self) -> tuple[str, ...] | None:
+        """The backbones this space searches, or None when the study fixes one."""
+        param = self.parameters.get("backbone")
+        return tuple(str(c) for c in param.choices) if isinstance(param, CategoricalParam) else None
