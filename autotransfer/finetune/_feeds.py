@@ -28,7 +28,9 @@ Batches = Iterator[tuple[Tensor, Tensor]]
 
 # Features up to this size move to an accelerator once per trial instead of per batch.
 _ON_DEVICE_BYTES = 1 << 30
-_COMPUTE_BATCH = 256
+# The feature pass runs in batches of at most this many input pixels: 256 images up to
+# 64 px, 20 at 224 px (256 at 224 px would hold gigabytes of activations for no speed-up).
+_COMPUTE_PIXELS = 256 * 64 * 64
 
 
 @dataclass
@@ -137,7 +139,7 @@ def fill_features(
                 _, loader = make_loaders(
                     ordered,
                     input_size=config.input_size,
-                    batch_size=_COMPUTE_BATCH,
+                    batch_size=max(1, min(256, _COMPUTE_PIXELS // config.input_size**2)),
                     seed=config.seed,
                     num_workers=config.num_workers,
                     pin_memory=device.type == "cuda",
