@@ -62,6 +62,9 @@ class StudyInfo:
     # the recommender's Recommendation.to_dict(), and how its trial ranked at the end
     recommendation: dict[str, Any] | None = None
     recommendation_audit: dict[str, Any] | None = None
+    # a space that searches the backbone: each one's linear probe and inference cost, ranked
+    # before any trial (search/_seeding.py rank_backbones)
+    backbone_ranking: list[dict[str, Any]] | None = None
     # the Ray backend's Tune experiment folder
     ray_experiment: str | None = None
     # why the last run of the search stopped: "settled: …", "budget: …", "trials: …",
@@ -106,6 +109,9 @@ class TrialInfo:
     input_size: int | None = None
     dataset_fingerprint: str | None = None
     worker: str | None = None  # host:pid of the process that trained it
+    # what its network costs to run once trained: {"parameters", "macs", "latency_ms",
+    # "input_size", "device"} (backbones.InferenceCost), measured on the search's device
+    inference: dict[str, Any] | None = None
     # written after every epoch
     epochs_run: int | None = None
     train_time_s: float | None = None
@@ -142,6 +148,7 @@ TRIAL_ON_EPOCH = (
     "input_size",
     "dataset_fingerprint",
     "worker",
+    "inference",
     "epochs_run",
     "train_time_s",
     "trainable_parameters",
@@ -153,7 +160,9 @@ TRIAL_FIELDS = tuple(f.name for f in dataclasses.fields(TrialInfo))
 # what a reviewer sees of a trial in the API (the traceback and Ray ids stay in the storage)
 TRIAL_SHOWN = (
     "source",
+    "backbone",
     "freeze_depth",
+    "inference",
     "epochs_run",
     "train_time_s",
     "trainable_parameters",

@@ -98,6 +98,39 @@ def print_study_recommendation(info: record.StudyInfo) -> None:
     out.print(line, highlight=False)
 
 
+def backbone_table(decision: Decision, ranking: Sequence[dict[str, Any]]) -> Table:
+    """Each searched backbone: its best trial, what it costs to run, and its probe rank."""
+    probe = {r["backbone"]: (i + 1, r["probe_accuracy"]) for i, r in enumerate(ranking)}
+    table = Table(
+        "backbone",
+        "input",
+        "trials",
+        "complete",
+        f"best {decision.metric}",
+        "parameters",
+        "MACs",
+        "latency / image",
+        "probe (rank)",
+        title="backbones: accuracy and inference cost",
+        title_justify="left",
+    )
+    for row in decision.by_backbone:
+        mark = " ← chosen" if row.backbone == decision.chosen_backbone else ""
+        rank, accuracy = probe.get(row.backbone, (None, None))
+        table.add_row(
+            row.backbone,
+            f"{row.input_size} px" if row.input_size else "-",
+            str(row.trials),
+            str(row.complete),
+            (f"{row.best_accuracy:.4f}" if row.best_accuracy is not None else "-") + mark,
+            f"{row.parameters / 1e6:.2f} M" if row.parameters else "-",
+            f"{row.macs / 1e6:.0f} M" if row.macs else "-",
+            f"{row.latency_ms:.1f} ms" if row.latency_ms is not None else "-",
+            f"{accuracy:.3f} (#{rank})" if rank is not None else "-",
+        )
+    return table
+
+
 def write_plots(study: optuna.Study, folder: Path, decision: Decision | None) -> list[Path]:
     """The depth plot and the learning curves as ``NAME-depth.png``, ``NAME-curves.png``."""
     name = study.study_name
@@ -113,8 +146,10 @@ def print_report(
     """The decision: accuracy by freeze depth, the chosen depth and why, the recommender."""
     s = summarize(study)
     info = record.read_study(study)
+    searched = ((info.spec or {}).get("parameters") or {}).get("backbone") or {}
+    backbones = " | ".join(map(str, searched.get("choices") or [])) or s.backbone
     out.print(
-        f"[bold]{s.name}[/]: {s.backbone} on {s.dataset} ({s.space}); "
+        f"[bold]{s.name}[/]: {backbones} on {s.dataset} ({s.space}); "
         f"{s.complete} complete, {s.pruned} pruned, {s.failed} failed"
         + (f", {s.skipped} skipped (queued, never run)" if s.skipped else "")
     )
@@ -122,20 +157,25 @@ def print_report(
         out.print("no completed trial yet")
         return
     metric = decision.metric
+    zoo = bool(decision.by_backbone)
+    columns = ["backbone"] if zoo else []
     table = Table(
+        *columns,
         "freeze depth",
         "trials",
         "complete",
         "pruned",
         "failed",
         f"best {metric}",
-        title=f"{metric} by freeze depth",
+        title=f"{metric} by {'backbone and ' if zoo else ''}freeze depth",
         title_justify="left",
     )
     for row in decision.by_depth:
-        mark = " ← chosen" if row.depth == decision.chosen_depth else ""
+        chosen = row.depth == decision.chosen_depth and row.backbone == decision.chosen_backbone
+        mark = " ← chosen" if chosen else ""
         acc = f"{row.best_accuracy:.4f}" if row.best_accuracy is not None else "-"
         table.add_row(
+            *([row.backbone or "-"] if zoo else []),
             str(row.depth),
             str(row.trials),
             str(row.complete),
@@ -144,10 +184,16 @@ def print_report(
             acc + mark,
         )
     out.print(table)
-    blocks = info.num_blocks if info.num_blocks is not None else "?"
+    if zoo:
+        out.print(backbone_table(decision, info.backbone_ranking or []))
+    blocks: object = info.num_blocks if info.num_blocks is not None else "?"
+    if zoo:
+        chosen_trial = study.trials[decision.chosen_trial]
+        blocks = record.read_trial(chosen_trial).num_blocks or "?"
+    on = f" of {decision.chosen_backbone}" if zoo else ""
     out.print(
         f"best trial #{decision.best_trial}: {metric} {decision.best_accuracy:.4f}\n"
-        f"chosen freeze depth: [bold]{decision.chosen_depth}[/] of {blocks} blocks "
+        f"chosen freeze depth: [bold]{decision.chosen_depth}[/] of {blocks} blocks{on} "
         f"(trial #{decision.chosen_trial}, {metric} {decision.chosen_accuracy:.4f}, "
         f"{decision.chosen_trainable_parameters or 0:,} trainable parameters; the cheapest "
         f"within {decision.tolerance * 100:.1f} points of the best)\n"

@@ -82,10 +82,13 @@ def search_cmd(**values: Any) -> None:
         plan = f"stops when its decision is settled (at most {budget.trials} trials{runs})"
     else:
         plan = f"{budget.trials} trials"
+    on = ", ".join(
+        f"{b} ({prepared.backbone_blocks.get(b, prepared.num_blocks)} blocks) at {size}×{size}"
+        for b, size in prepared.sizes.items()
+    )
     console.print(
         f"study {name} in {request.storage}: {plan}, up to {budget.max_epochs} epochs each, "
-        f"{request.backbone} ({prepared.num_blocks} blocks) at "
-        f"{prepared.input_size}×{prepared.input_size}, {budget.sampler.type} sampler, "
+        f"{on}, {budget.sampler.type} sampler, "
         f"{budget.pruner.type} pruner",
         highlight=False,
         soft_wrap=True,
@@ -100,6 +103,16 @@ def search_cmd(**values: Any) -> None:
         else:
             seeding = recommend_seeds(prepared)
             first = seeding.seeds[0].params if seeding.seeds else {}
+        if seeding is not None and seeding.ranking:
+            ranked = ", ".join(
+                f"{r['backbone']} {r['probe_accuracy']:.3f}" for r in seeding.ranking
+            )
+            console.print(
+                f"backbones by a linear probe of their frozen features (a prior; trials decide): "
+                f"{ranked}; first seeds on the top two",
+                highlight=False,
+                soft_wrap=True,
+            )
         console.print(estimate(prepared, first).line(), highlight=False, soft_wrap=True)
     with show_progress(console, storage, name, epochs=budget.max_epochs), user_errors():
         study = run_search(request, prepared=prepared, seeding=seeding)

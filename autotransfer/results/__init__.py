@@ -5,6 +5,7 @@ from __future__ import annotations
 from autotransfer.results._audit import audit_recommendation, record_audit
 from autotransfer.results._decision import (
     DEFAULT_TOLERANCE,
+    BackboneRow,
     Decision,
     DepthRow,
     by_depth,
@@ -18,6 +19,7 @@ from autotransfer.results._summary import StudySummary, list_studies, load, summ
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "BackboneRow",
     "Decision",
     "DepthRow",
     "StudySummary",

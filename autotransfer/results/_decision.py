@@ -15,7 +15,8 @@ DEFAULT_TOLERANCE = 0.005  # half a point of accuracy
 
 @dataclass(frozen=True)
 class DepthRow:
-    """All trials at one freeze depth: counts and the best finished accuracy."""
+    """All trials at one freeze depth (of one backbone, when the study searches several):
+    counts and the best finished accuracy."""
 
     depth: int
     trials: int
@@ -24,6 +25,22 @@ class DepthRow:
     failed: int
     best_accuracy: float | None  # over COMPLETE trials: pruned ones did not get the full budget
     best_seen: float | None  # best intermediate accuracy, pruned trials included
+    backbone: str | None = None  # set when the study searches the backbone
+
+
+@dataclass(frozen=True)
+class BackboneRow:
+    """All trials of one backbone in a study that searches several, and its running cost."""
+
+    backbone: str
+    trials: int
+    complete: int
+    best_accuracy: float | None
+    best_trial: int | None
+    parameters: int | None
+    macs: int | None
+    latency_ms: float | None
+    input_size: int | None
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,9 @@ class Decision:
     metric: str = "accuracy"
     # the chosen trial's per-class precision, recall, support and confusion matrix
     chosen_class_report: dict[str, Any] | None = None
+    # a study that searches the backbone: the chosen one, and every one's best and cost
+    chosen_backbone: str | None = None
+    by_backbone: list[BackboneRow] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,14 +75,47 @@ def _accuracy(t: FrozenTrial) -> float:
     return t.values[0]
 
 
-def cost_of(t: FrozenTrial) -> tuple[float, float]:
-    """What "cheapest" compares: trainable parameters, then training seconds."""
+def _known(value: float | None) -> float:
+    return float(value) if value is not None else float("inf")
+
+
+def cost_of(t: FrozenTrial) -> tuple[float, float, float]:
+    """What "cheapest" compares: multiply-adds to run the network once trained (which only
+    differ between backbones), then trainable parameters, then training seconds."""
     info = record.read_trial(t)
-    params, seconds = info.trainable_parameters, info.train_time_s
-    return (
-        float(params) if params is not None else float("inf"),
-        float(seconds) if seconds is not None else float("inf"),
-    )
+    macs = (info.inference or {}).get("macs")
+    return _known(macs), _known(info.trainable_parameters), _known(info.train_time_s)
+
+
+def backbone_of(t: FrozenTrial) -> str | None:
+    value = t.params.get("backbone")
+    return str(value) if value is not None else None
+
+
+def by_backbone(trials: list[FrozenTrial]) -> list[BackboneRow]:
+    """One row per backbone the trials searched (none when they searched one)."""
+    trials = [t for t in trials if not record.is_skipped(t)]
+    names = sorted({b for t in trials if (b := backbone_of(t)) is not None})
+    rows = []
+    for name in names:
+        at = [t for t in trials if backbone_of(t) == name]
+        done = [t for t in at if t.state == TrialState.COMPLETE and t.values]
+        best = max(done, key=_accuracy, default=None)
+        cost = next((i for t in at if (i := record.read_trial(t).inference)), None) or {}
+        rows.append(
+            BackboneRow(
+                backbone=name,
+                trials=len(at),
+                complete=len(done),
+                best_accuracy=_accuracy(best) if best is not None else None,
+                best_trial=best.number if best is not None else None,
+                parameters=cost.get("parameters"),
+                macs=cost.get("macs"),
+                latency_ms=cost.get("latency_ms"),
+                input_size=cost.get("input_size"),
+            )
+        )
+    return rows
 
 
 def depth_of(t: FrozenTrial) -> int | None:
@@ -75,9 +128,9 @@ def depth_of(t: FrozenTrial) -> int | None:
 def by_depth(trials: list[FrozenTrial]) -> list[DepthRow]:
     rows = []
     trials = [t for t in trials if not record.is_skipped(t)]  # never ran at any depth
-    depths = sorted({d for t in trials if (d := depth_of(t)) is not None})
-    for depth in depths:
-        at = [t for t in trials if depth_of(t) == depth]
+    keys = {(backbone_of(t) or "", d) for t in trials if (d := depth_of(t)) is not None}
+    for backbone, depth in sorted(keys):
+        at = [t for t in trials if depth_of(t) == depth and (backbone_of(t) or "") == backbone]
         done = [t for t in at if t.state == TrialState.COMPLETE]
         seen = [v for t in at for v in t.intermediate_values.values()]
         seen += [_accuracy(t) for t in done]
@@ -90,6 +143,7 @@ def by_depth(trials: list[FrozenTrial]) -> list[DepthRow]:
                 failed=sum(t.state == TrialState.FAIL for t in at),
                 best_accuracy=max((_accuracy(t) for t in done), default=None),
                 best_seen=max(seen, default=None),
+                backbone=backbone or None,
             )
         )
     return rows
@@ -110,10 +164,11 @@ def choose(
 def decide(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> Decision | None:
     """Best trial, and the cheapest COMPLETE trial within ``tolerance`` of its accuracy.
 
-    Cheapest means fewest trainable parameters, then least training time: when a frozen
-    backbone is as accurate as a fine-tuned one, the frozen one is cheaper to train, to
-    store (one shared backbone, many heads) and less likely to have overfit. Returns None
-    while no trial has completed.
+    Cheapest means fewest multiply-adds to run (across backbones: the smaller network when
+    it is as accurate), then fewest trainable parameters, then least training time: when a
+    frozen backbone is as accurate as a fine-tuned one, the frozen one is cheaper to train,
+    to store (one shared backbone, many heads) and less likely to have overfit. Returns
+    None while no trial has completed.
     """
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, but got {tolerance=}.")
@@ -136,6 +191,8 @@ def decide(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> Deci
         pareto_trials=pareto,
         metric=metric_name(study),
         chosen_class_report=record.read_trial(chosen).class_report,
+        chosen_backbone=backbone_of(chosen),
+        by_backbone=by_backbone(trials),
     )
 
 

@@ -81,7 +81,7 @@ class DecisionPruner(optuna.pruners.BasePruner):
         gain = chosen.values[0] - reference[epoch]
         projected = trial.intermediate_values[epoch] + gain + slack(epoch / self.max_epochs)
         top = best.values[0]
-        cheaper = cost_of(trial)[0] < cost_of(chosen)[0]
+        cheaper = cost_of(trial)[:2] < cost_of(chosen)[:2]  # to run, then to train
         if cheaper and projected >= top - self.tolerance:
             return False
         return not projected > top + self.tolerance

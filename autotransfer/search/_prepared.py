@@ -6,9 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autotransfer import record
-from autotransfer.backbones import create_backbone, num_blocks, suggest_input_size
+from autotransfer.backbones import (
+    InferenceCost,
+    create_backbone,
+    inference_cost,
+    num_blocks,
+    suggest_input_size,
+)
 from autotransfer.data import TransferDataset, load_dataset
-from autotransfer.finetune import TrialConfig, check_metric
+from autotransfer.finetune import TrialConfig, check_metric, resolve_device
 from autotransfer.search._request import SearchRequest
 from autotransfer.search._trial import trial_config
 from autotransfer.spec import Blocks, SearchSpec
@@ -54,6 +60,13 @@ class PreparedSearch:
         """The training configuration of sampled ``params``, as every trial of this search,
         its export, its test score and its estimate train it."""
         return request_trial_config(self.request, self.spec, self.sizes, params)
+
+    def inference(self, config: TrialConfig) -> InferenceCost:
+        """What ``config``'s network costs to run once trained, on the search's device
+        (measured once per backbone and input size in this process)."""
+        classes = max(2, len(self.dataset.class_names))
+        device = str(resolve_device(self.request.device))
+        return inference_cost(config.backbone, classes, config.input_size, device)
 
     @property
     def sizes(self) -> dict[str, int]:

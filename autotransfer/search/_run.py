@@ -47,6 +47,8 @@ def run_search(
             seeds = seeding.seeds
             if seeding.recommendation is not None:
                 record.write_study(session.study, recommendation=seeding.recommendation)
+            if seeding.ranking is not None:
+                record.write_study(session.study, backbone_ranking=seeding.ranking)
         session.enqueue_seeds(seeds)
     else:  # seeded already: brings back, once, the seeds an earlier run ended before
         session.enqueue_seeds([])

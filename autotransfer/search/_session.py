@@ -376,6 +376,7 @@ class SearchSession:
             num_blocks=p.backbone_blocks.get(config.backbone, p.num_blocks),
             input_size=config.input_size,
             dataset_fingerprint=p.dataset.fingerprint,
+            inference=p.inference(config).to_dict(),
             **where,
         )
 

@@ -27,9 +27,8 @@ from autotransfer.spec._params import (
 from autotransfer.spec._search_spec import SEARCHABLE, SearchSpec
 
 __all__ = [
-    "Blocks",
-    "block_count",
     "SEARCHABLE",
+    "Blocks",
     "BoolParam",
     "Budget",
     "CategoricalParam",
@@ -39,6 +38,7 @@ __all__ = [
     "SearchSpec",
     "SpecError",
     "active",
+    "block_count",
     "fit_to_space",
     "load_spec",
     "optuna_directions",

@@ -205,8 +205,8 @@ def ray_search_space(spec: SearchSpec, num_blocks: Blocks) -> dict[str, Any]:
             raise ValueError(
                 f"Ray Tune domains cannot express a depth that depends on the backbone, but "
                 f"{varying} of space {spec.name!r} resolve to other blocks for each of "
-                f"{sorted(num_blocks)}. Sample them define-by-run (the Ray backend does, through "
-                f"autotransfer.spec.suggest), or give the depth as blocks: [...] every backbone has."
+                f"{sorted(num_blocks)}. Sample them define-by-run (the Ray backend does, "
+                f"through autotransfer.spec.suggest), or give the depth as blocks: [...]."
             )
         num_blocks = next(iter(num_blocks.values()))
     conditional = [name for name, p in spec.parameters.items() if p.when]

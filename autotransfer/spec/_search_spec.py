@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from autotransfer.backbones import list_backbones
 from autotransfer.finetune import TrialConfig
 from autotransfer.spec._budget import Budget
-from autotransfer.backbones import list_backbones
 from autotransfer.spec._params import CategoricalParam, DepthParam, ParamSpec
 
 # Fields a study fixes itself: the data/device are the study's, epochs its budget's. The
