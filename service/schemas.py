@@ -118,6 +118,19 @@ class StudyPublic(StudyBrief):
         "matrix (rows: true class) at its best epoch, on the validation split",
     )
     num_blocks: int | None = None
+    chosen_backbone: str | None = Field(
+        None, description="a space that searches the backbone: the chosen one"
+    )
+    backbones: list[dict[str, Any]] | None = Field(
+        None,
+        description="a space that searches the backbone: each one's trials, best value and "
+        "inference cost (parameters, macs, latency_ms at input_size)",
+    )
+    backbone_ranking: list[dict[str, Any]] | None = Field(
+        None,
+        description="the backbones ranked before any trial by a linear probe of their frozen "
+        "features (probe_accuracy, best first), with their inference cost",
+    )
     recommendation: dict[str, Any] | None = None
     recommendation_audit: Any = None
     stop_reason: str | None = Field(

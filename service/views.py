@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -80,6 +81,11 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
         metric=decision.metric if decision else "accuracy",
         chosen_class_report=decision.chosen_class_report if decision else None,
         num_blocks=info.num_blocks,
+        chosen_backbone=decision.chosen_backbone if decision else None,
+        backbones=[dataclasses.asdict(r) for r in decision.by_backbone] or None
+        if decision
+        else None,
+        backbone_ranking=info.backbone_ranking,
         recommendation=info.recommendation,
         recommendation_audit=info.recommendation_audit,
         stop_reason=info.stop_reason,

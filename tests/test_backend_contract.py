@@ -259,3 +259,64 @@ def test_the_search_stops_by_itself_once_its_decision_is_settled(
     reason = read_study(settled_study).stop_reason or ""
     assert reason.startswith("settled: the chosen configuration (trial #0)"), reason
     assert "over the last 2 of 3 finished trials" in reason
+
+
+# --- a space that searches the backbone -------------------------------------------------------
+
+ZOO_BLOCKS = {"efficientnet_lite0": 17, "efficientnet_lite1": 22}
+ZOO_SPACE = {
+    "name": "zoo-contract",
+    "parameters": {
+        "backbone": {
+            "type": "categorical",
+            "choices": ["efficientnet_lite0", "efficientnet_lite1"],
+        },
+        "freeze_depth": {"type": "depth", "fraction": [0.0, 1.0]},
+        "base_lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
+    },
+    "fixed": {"optimizer": "sgd", "momentum": 0.9, "batch_size": 16},
+    "budget": {"trials": 3, "max_epochs": 1, "sampler": {"type": "random"}, "seed": 0},
+}
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_a_space_that_searches_the_backbone_runs_on_both_backends(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Each trial trains the backbone it drew, with a depth of that backbone's own blocks;
+    the linear probes of the two backbones are two cache entries, never one."""
+    if backend == "ray":
+        request.getfixturevalue("ray_session")
+    space = tmp_path / "zoo.yaml"
+    space.write_text(yaml.safe_dump(ZOO_SPACE, sort_keys=False))
+    search = SearchRequest(
+        dataset=DATA,
+        space=str(space),
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/study.db",
+        study_name=f"zoo-{backend}",
+        device="cpu",
+        threads=1,
+        backend=backend,
+        max_concurrent_trials=1,
+        cache_dir=str(tmp_path / "features"),
+    )
+    probe = {"freeze_depth": 0, "base_lr": 0.05}
+    seeds = [Seed({"backbone": name, **probe}) for name in ZOO_BLOCKS]
+    study = run_search(search, seeds=seeds)
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 3
+    assert [t.params["backbone"] for t in trials[:2]] == list(ZOO_BLOCKS)
+    for t in trials:
+        info = read_trial(t)
+        name = t.params["backbone"]
+        assert info.backbone == name and info.num_blocks == ZOO_BLOCKS[name]
+        assert 0 <= t.params["freeze_depth"] <= ZOO_BLOCKS[name]
+        assert info.inference is not None and info.inference["macs"] > 0
+    costs = {t.params["backbone"]: read_trial(t).inference["macs"] for t in trials}  # type: ignore[index]
+    assert costs["efficientnet_lite0"] < costs["efficientnet_lite1"]
+    keys = [
+        yaml.safe_load(p.read_text())["key"] for p in (tmp_path / "features").glob("*/meta.json")
+    ]
+    probes = sorted(k["backbone"] for k in keys if k["cut"] == ZOO_BLOCKS[k["backbone"]])
+    assert probes == sorted(ZOO_BLOCKS), "one head-only feature set per backbone"

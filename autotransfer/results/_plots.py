@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from optuna.trial import TrialState
 
 from autotransfer import record
-from autotransfer.results._decision import Decision, depth_of
+from autotransfer.results._decision import Decision, backbone_of, depth_of
 
 
 def _score(t: optuna.trial.FrozenTrial) -> float | None:
@@ -30,29 +30,46 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _backbones(study: optuna.Study) -> list[str]:
+    """The backbones a study's trials searched, sorted; empty when it fixes one."""
+    return sorted({b for t in study.get_trials(deepcopy=False) if (b := backbone_of(t))})
+
+
 def depth_figure(study: optuna.Study, decision: Decision | None = None) -> Figure:
-    """Validation accuracy against freeze depth; pruned trials hollow, the chosen one starred."""
+    """Validation accuracy against freeze depth; pruned trials hollow, the chosen one starred;
+    one colour per backbone when the study searches several."""
     fig = Figure(figsize=(7, 4.2), dpi=120)  # not pyplot's: no global state to close
     ax = fig.subplots()
-    styles = {
-        TrialState.COMPLETE: dict(marker="o", color="tab:blue", label="complete"),
-        TrialState.PRUNED: dict(
-            marker="o",
-            facecolors="none",
-            edgecolors="tab:orange",
-            label="pruned (best epoch reached)",
-        ),
-    }
-    for state, style in styles.items():
-        points = [
-            (depth_of(t), s)
-            for t in study.get_trials(deepcopy=False, states=(state,))
-            if depth_of(t) is not None and (s := _score(t)) is not None
-        ]
-        if points:
+    backbones = _backbones(study)
+    groups: list[tuple[str | None, str, str]] = (
+        [(b, f"C{i}", b) for i, b in enumerate(backbones)]
+        if len(backbones) > 1
+        else [(None, "tab:blue", "")]
+    )
+    for backbone, colour, name in groups:
+        for state in (TrialState.COMPLETE, TrialState.PRUNED):
+            points = [
+                (depth_of(t), s)
+                for t in study.get_trials(deepcopy=False, states=(state,))
+                if depth_of(t) is not None
+                and (s := _score(t)) is not None
+                and (backbone is None or backbone_of(t) == backbone)
+            ]
+            if not points:
+                continue
             xs, ys = zip(*points, strict=True)
-            ax.scatter(xs, ys, s=36, **style)  # type: ignore[arg-type]
+            complete = state == TrialState.COMPLETE
+            label = ("complete" if complete else "pruned (best epoch reached)") + (
+                f", {name}" if name else ""
+            )
+            if complete:
+                ax.scatter(xs, ys, s=36, marker="o", color=colour, label=label)
+            else:
+                ax.scatter(
+                    xs, ys, s=36, marker="o", facecolors="none", edgecolors=colour, label=label
+                )
     if decision is not None:
+        on = f" of {decision.chosen_backbone}" if decision.chosen_backbone else ""
         ax.scatter(
             [decision.chosen_depth],
             [decision.chosen_accuracy],
@@ -60,9 +77,9 @@ def depth_figure(study: optuna.Study, decision: Decision | None = None) -> Figur
             s=260,
             color="tab:red",
             zorder=5,
-            label=f"chosen: k={decision.chosen_depth}",
+            label=f"chosen: k={decision.chosen_depth}{on}",
         )
-    blocks = record.read_study(study).num_blocks
+    blocks = record.read_study(study).num_blocks if len(backbones) <= 1 else None
     ax.set_xlabel(f"freeze depth k (trainable top blocks{f' of {blocks}' if blocks else ''})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # there is no block 2.5
     ax.set_ylabel("validation accuracy")
@@ -79,25 +96,34 @@ def plot_depth(study: optuna.Study, path: Path, decision: Decision | None = None
 
 
 def curves_figure(study: optuna.Study) -> Figure:
-    """Validation accuracy per epoch for every trial; pruned trials dashed, coloured by depth."""
+    """Validation accuracy per epoch for every trial; pruned trials dashed, coloured by depth
+    (by backbone when the study searches several)."""
     fig = Figure(figsize=(7, 4.2), dpi=120)  # not pyplot's: no global state to close
     ax = fig.subplots()
     trials = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
     depths = [depth_of(t) or 0 for t in trials]
     top = max(depths, default=1) or 1
     cmap = plt.get_cmap("viridis")
+    backbones = _backbones(study)
+    by_backbone = len(backbones) > 1  # then one colour per backbone instead of per depth
     for t, d in zip(trials, depths, strict=True):
         steps = sorted(t.intermediate_values)
+        colour = f"C{backbones.index(backbone_of(t) or '')}" if by_backbone else cmap(d / top)
         ax.plot(
             steps,
             [t.intermediate_values[s] for s in steps],
-            color=cmap(d / top),
+            color=colour,
             linestyle="--" if t.state == TrialState.PRUNED else "-",
             alpha=0.8,
             linewidth=1.2,
         )
-    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, top))
-    fig.colorbar(sm, ax=ax, label="freeze depth k", ticks=MaxNLocator(integer=True))
+    if by_backbone:
+        for i, name in enumerate(backbones):
+            ax.plot([], [], color=f"C{i}", label=name)
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, top))
+        fig.colorbar(sm, ax=ax, label="freeze depth k", ticks=MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy")
