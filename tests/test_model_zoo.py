@@ -154,6 +154,8 @@ def test_backbones_are_ranked_by_their_probe_and_the_top_two_seed_the_study(
     assert set(backbones[2:]) <= {ranking[0]["backbone"]}, "the neighbours are the top one's"
     for seed in seeding.seeds:  # each at a depth of its own backbone's blocks
         assert seed.params["freeze_depth"] <= p.backbone_blocks[seed.params["backbone"]]
+    fitted = [fit_to_space(p.spec, p.blocks, s.params) for s in seeding.seeds]
+    assert [p.trial_config(params).backbone for params in fitted] == backbones
 
 
 def _trial(number: int, value: float, backbone: str, macs: int, trainable: int) -> object:
