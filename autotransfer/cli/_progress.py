@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from autotransfer import record
-from autotransfer.results import depth_of, summarize
+from autotransfer.results import backbone_of, depth_of, summarize
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -42,9 +42,7 @@ def status_table(name: str, study: optuna.Study | None, epochs: int) -> Table:
     s = summarize(study)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     current = ", ".join(
-        f"#{t.number} k={depth_of(t) if depth_of(t) is not None else '?'} "
-        f"epoch {_epochs_done(t)}/{epochs}"
-        for t in running
+        f"#{t.number} {_where(t)} epoch {_epochs_done(t)}/{epochs}" for t in running
     )
     best = f"{s.best_value:.4f} (#{s.best_trial})" if s.best_value is not None else "-"
     total = f"{s.complete + s.pruned}/{s.requested_trials or '?'}"
@@ -52,12 +50,18 @@ def status_table(name: str, study: optuna.Study | None, epochs: int) -> Table:
     return table
 
 
+def _where(t: FrozenTrial) -> str:
+    """``k=5``, or ``efficientnet_lite1 k=15`` in a study that searches the backbone."""
+    depth = depth_of(t)
+    backbone = backbone_of(t)
+    return f"{backbone + ' ' if backbone else ''}k={depth if depth is not None else '?'}"
+
+
 def trial_line(t: FrozenTrial, epochs: int) -> str:
     """``trial #3: k=5 complete, accuracy 0.9512 (6/6 epochs, 12.3 s)``; a failure says why."""
     info = record.read_trial(t)
-    depth = depth_of(t)
     if record.is_skipped(t):
-        return f"trial #{t.number}: k={depth if depth is not None else '?'} {info.error}"
+        return f"trial #{t.number}: {_where(t)} {info.error}"
     if t.state == TrialState.COMPLETE and t.values:
         outcome = f"accuracy {t.values[0]:.4f}"
     elif t.intermediate_values:
@@ -69,7 +73,7 @@ def trial_line(t: FrozenTrial, epochs: int) -> str:
         seconds = t.duration.total_seconds()
     took = f", {seconds:.1f} s" if seconds is not None else ""
     line = (
-        f"trial #{t.number}: k={depth if depth is not None else '?'} {t.state.name.lower()}, "
+        f"trial #{t.number}: {_where(t)} {t.state.name.lower()}, "
         f"{outcome} ({_epochs_done(t)}/{epochs} epochs{took})"
     )
     if t.state == TrialState.FAIL and info.error:

@@ -260,4 +260,6 @@ class SearchRequest(SearchOptions):
         text = str(self.dataset)
         data = re.sub(r"[^A-Za-z0-9_.-]+", "_", text.rstrip("/").split("/")[-1])[:60]
         space = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.space.split("/")[-1].removesuffix(".yaml"))
+        if self.spec is not None and self.spec.backbones:  # the space names the backbones
+            return f"{data}-{space}"
         return f"{data}-{self.backbone}-{space}"
