@@ -206,3 +206,10 @@ def test_studies_show_has_the_backbone_tables(tmp_path) -> None:  # type: ignore
     assert "accuracy by backbone and freeze depth" in result.output
     assert "backbones: accuracy and inference cost" in result.output
     assert "of efficientnet_lite0" in result.output and "8 M" in result.output
+
+
+def test_across_backbones_the_pareto_cost_is_running_time() -> None:
+    from autotransfer.search._session import cost_metric
+
+    assert cost_metric(load_spec("model_zoo")) == "latency_ms"
+    assert cost_metric(load_spec("default")) == "train_time_s"

@@ -200,7 +200,9 @@ def print_report(
         f"chosen parameters: {json.dumps(decision.chosen_params)}"
     )
     if decision.pareto_trials:
-        out.print(f"Pareto front ({metric} vs training time): trials {decision.pareto_trials}")
+        names = study.metric_names or []
+        cost = "latency per image" if names[1:] == ["latency_ms"] else "training time"
+        out.print(f"Pareto front ({metric} vs {cost}): trials {decision.pareto_trials}")
     if decision.chosen_class_report:
         out.print(class_table(decision.chosen_class_report, decision.chosen_trial))
     if info.stop_reason:

@@ -61,6 +61,12 @@ def quiet_heartbeat() -> Iterator[None]:
         yield
 
 
+def cost_metric(spec: SearchSpec) -> str:
+    """The second objective of a ``*_and_cost`` space: training seconds, or, for a space that
+    searches the backbone, the chosen network's latency per image (what it costs to run)."""
+    return "latency_ms" if spec.backbones else "train_time_s"
+
+
 def _header(p: PreparedSearch) -> record.StudyInfo:
     return record.StudyInfo(
         backbone=p.request.backbone,
@@ -101,7 +107,7 @@ def open_study(p: PreparedSearch, *, worker_index: int = 0) -> optuna.Study:
         record.write_study(study, **expected.to_attrs())
         metric = p.spec.budget.metric
         multi = p.spec.budget.multi_objective
-        study.set_metric_names([metric, "train_time_s"] if multi else [metric])
+        study.set_metric_names([metric, cost_metric(p.spec)] if multi else [metric])
         return study
     clash = expected.mismatch(record.read_study(study))
     if clash is not None:
@@ -430,7 +436,12 @@ class SearchSession:
         )
         if end.class_report:
             self._write(ticket, class_report=end.class_report)
-        values = [end.best_val_score, end.train_time_s] if self.multi_objective else None
+        values = None
+        if self.multi_objective:  # the cost: training time, or across backbones running time
+            cost = end.train_time_s
+            if self.spec.backbones:
+                cost = self.prepared.inference(self.config(ticket)).latency_ms
+            values = [end.best_val_score, cost]
         self._tell(ticket, TrialState.COMPLETE, values or end.best_val_score)
 
     def pruned(self, ticket: Ticket) -> None:
