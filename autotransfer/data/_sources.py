@@ -193,6 +193,7 @@ class FileImages(ImageSource):
         self._channels = channels
         self._decoded: tuple[int, Tensor] | None = None  # (size, uint8 [N, C, size, size])
         self._decode_lock = threading.Lock()
+        self._too_big: set[int] = set()  # sizes fits_decoded has refused (and logged)
         self.decodes = 0  # files decoded so far (a read counter for tests and logs)
 
     def _read_headers(self) -> list[ImageInfo]:
@@ -225,6 +226,9 @@ class FileImages(ImageSource):
         """Whether :meth:`resized` keeps this split (else it logs why it does not)."""
         nbytes = len(self) * self._channels * size * size
         if nbytes > MAX_DECODED_BYTES:
+            if size in self._too_big:
+                return False
+            self._too_big.add(size)  # said once per split and size, not at every loader
             log.warning(
                 "%d images at %d px take %.1f GiB decoded, over the %.0f GiB kept in memory: "
                 "they are decoded again every epoch (a smaller input size or max_train avoids it)",

@@ -75,9 +75,10 @@ def recommend_seeds(p: PreparedSearch) -> Seeding:
     """
     if not p.request.recommend:
         return Seeding([])
-    if p.spec.backbones is None or len(p.backbones) == 1:
+    if len(p.backbones) == 1:
         rec = _recommend(p, p.backbones[0])
-        seeds = _fitted(p, [complete_seed(p.spec, s) for s in rec.seed_params()])
+        named = {"backbone": rec.backbone} if p.spec.backbones else {}  # a one-choice zoo
+        seeds = _fitted(p, [{**complete_seed(p.spec, s), **named} for s in rec.seed_params()])
         log.info("recommender: %s at k=%d, %d seeds", rec.strategy, rec.freeze_depth, len(seeds))
         return Seeding(seeds, rec.to_dict())
     recs = {b: _recommend(p, b) for b in p.backbones}
