@@ -116,6 +116,9 @@ class TrialInfo:
     epochs_run: int | None = None
     train_time_s: float | None = None
     trainable_parameters: int | None = None
+    # the whole training configuration it ran with (TrialConfig.model_dump(mode="json")),
+    # written when it starts: what the API's /config serves for the chosen trial
+    config: dict[str, Any] | None = None
     # written when it completes
     best_epoch: int | None = None
     final_val_accuracy: float | None = None
@@ -149,6 +152,7 @@ TRIAL_ON_EPOCH = (
     "dataset_fingerprint",
     "worker",
     "inference",
+    "config",
     "epochs_run",
     "train_time_s",
     "trainable_parameters",

@@ -18,6 +18,7 @@ from service.dashboard import DashboardMount
 from service.db import get_engine
 from service.gate import RequestGate
 from service.login import router as login_router
+from service.redact import install as redact_access_log
 from service.routes import catalog_router, health_router, recommendations_router, studies_router
 from service.routes.catalog import warm_backbone_table
 from service.settings import Settings, get_settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> RequestGate:
     """The API (a FastAPI app), with the dashboard paths sent to optuna-dashboard, behind the
     gate that checks keys and body sizes before a body is read (``service.gate``)."""
     settings = settings or get_settings()
+    redact_access_log()
     get_engine(settings.database_url)  # creates the job table before the first request
     if settings.warm_catalog:
         threading.Thread(target=warm_backbone_table, name="warm-backbones", daemon=True).start()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autotransfer.data import DatasetRef
 from autotransfer.search import SearchOptions
+from service.datarefs import as_root_relative
 from service.db import JobState
 
 TINY_STUDY: dict[str, Any] = {
@@ -53,6 +54,8 @@ class StudyCreate(SearchOptions):
     spec: dict[str, Any] | None = Field(
         None, description="an inline search space (the YAML file's content as JSON)"
     )
+
+    _bare_dataset = field_validator("dataset", mode="before")(as_root_relative)
 
     @model_validator(mode="after")
     def _one_space(self) -> StudyCreate:

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "10/minute;100/hour",
         description="wrong keys one client address may send before it gets 429 ('limits' rates)",
     )
+    max_dataset_bytes: int = Field(
+        2 * 1024**3,
+        ge=1024**2,
+        description="largest .npz dataset accepted, in bytes of its arrays once loaded (read "
+        "from their headers): the API loads a recommendation's data in its own process",
+    )
     max_probe_pixels: int = Field(
         256 * 128 * 128,
         ge=8 * 8 * 8,

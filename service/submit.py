@@ -57,7 +57,7 @@ def validate_study(body: StudyCreate, settings: Settings) -> dict[str, Any]:
             )
     resolved = body.model_copy(
         update={
-            "dataset": check_dataset(body.dataset, roots),
+            "dataset": check_dataset(body.dataset, roots, max_bytes=settings.max_dataset_bytes),
             "weights": check_weights(body.weights, roots),
             "trials": trials,
             "max_epochs": epochs,
@@ -73,6 +73,8 @@ def search_request(body: dict[str, Any], *, study_name: str, settings: Settings)
     if body.get("spec") is not None:  # a stored body also carries the default space name
         body = {key: value for key, value in body.items() if key != "space"}
     job = StudyCreate.model_validate(body)
+    # checked again as the job starts: a link inside the folder may have changed since
+    check_dataset(job.dataset, settings.resolved_roots, max_bytes=settings.max_dataset_bytes)
     inline = job.spec is not None
     options = job.model_dump(mode="json", exclude={"spec", "study_name", *(["space"] * inline)})
     return SearchRequest(

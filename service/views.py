@@ -102,28 +102,34 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
 
 
 def chosen_config(study: optuna.Study) -> dict[str, Any] | None:
-    """The chosen trial's whole training configuration, its classes and normalization, or
-    None before a trial completed (what ``--export`` writes as best_config.yaml)."""
+    """The chosen trial's whole training configuration, as that trial trained with it (what
+    ``--export`` writes as best_config.yaml), or None before a trial completed."""
     info = record.read_study(study)
     decision = decide(study)
     if decision is None or info.spec is None:
         return None
-    spec = SearchSpec.model_validate(info.spec)
-    config = trial_config(
-        spec,
-        dict(study.trials[decision.chosen_trial].params),
-        backbone=info.backbone or "",
-        weights=info.weights or "DEFAULT",
-        input_size=info.input_size or 224,
-        seed=spec.budget.seed,
-        device="auto",
-    )
+    trial = study.trials[decision.chosen_trial]
+    ran = record.read_trial(trial)
+    if ran.config is not None:
+        config = ran.config
+    else:  # a trial stored before trials recorded their configuration: rebuild it
+        params = dict(trial.params)
+        spec = SearchSpec.model_validate(info.spec)
+        config = trial_config(
+            spec,
+            {k: v for k, v in params.items() if k != "backbone"},
+            backbone=str(params.get("backbone", ran.backbone or info.backbone or "")),
+            weights=ran.weights or info.weights or "DEFAULT",
+            input_size=ran.input_size or info.input_size or 224,
+            seed=spec.budget.seed,
+            device="auto",
+        ).model_dump(mode="json")
     return {
         "study": study.study_name,
         "trial": decision.chosen_trial,
         "accuracy": decision.chosen_accuracy,
         "dataset": info.dataset,
-        "config": config.model_dump(mode="json"),
+        "config": config,
     }
 
 

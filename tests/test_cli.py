@@ -175,3 +175,15 @@ def test_train_takes_the_metric_and_the_imbalance_options() -> None:
     assert len(result["class_report"]["recall"]) == 10
     code, output = run(*common, "--epochs", "1", "--metric", "auroc")
     assert code == 2 and "auroc needs two classes" in output and "auroc_ovr" in output
+
+
+def test_labels_far_beyond_the_images_are_one_line_not_a_memory_error(tmp_path: Path) -> None:
+    """Labels {0, 2**40} sized the class list by the largest label: the process died at
+    ~23 GB (or printed a MemoryError traceback). Now the labels are checked first."""
+    path = tmp_path / "huge_labels.npz"
+    np.savez(path, x=np.zeros((16, 8, 8), np.uint8), y=np.array([0, 2**40] * 8))
+    for command in ("recommend", "search"):
+        code, output = run(command, "--dataset", str(path))
+        assert code == 2, output
+        assert "labels must be 0..K-1; found 2 distinct values up to 1099511627776" in output
+        assert "Traceback" not in output and "MemoryError" not in output

@@ -16,6 +16,7 @@ from autotransfer.data._idx import parse_idx, read_idx
 from autotransfer.data._images import IMAGE_EXTENSIONS
 from autotransfer.data._load import load_dataset
 from autotransfer.data._loaders import balanced_sampler, make_loaders
+from autotransfer.data._npz import npz_footprint
 from autotransfer.data._profile import DatasetProfile
 from autotransfer.data._ref import DatasetRef
 from autotransfer.data._sources import FileImages, ImageSource, TensorImages
@@ -43,6 +44,7 @@ __all__ = [
     "load_dataset",
     "load_test_split",
     "make_loaders",
+    "npz_footprint",
     "parse_idx",
     "read_idx",
     "resize_uint8",

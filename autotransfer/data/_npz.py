@@ -16,6 +16,7 @@ from autotransfer.data._split import stratified_split
 
 _SPLIT_KEYS = ("x_train", "y_train", "x_val", "y_val")
 TEST_KEYS = ("x_test", "y_test")
+MAX_CLASSES = 100_000  # far above any image classification set; labels above it are an error
 _LAYOUT_HINT = "[N, H, W] (grayscale), [N, H, W, C] or [N, C, H, W] with C = 1 or 3"
 
 
@@ -69,6 +70,32 @@ def load_npz(path: Path, *, val_fraction: float, seed: int) -> TransferDataset:
         val=val.with_channels(channels),
         class_names=class_names,
     )
+
+
+def npz_footprint(path: Path) -> int:
+    """Bytes the archive's arrays take once loaded, read from their headers alone (nothing is
+    decompressed): what a compressed archive of zeros would expand to."""
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if not member.filename.endswith(".npy"):
+                    continue
+                with archive.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read(f, max_header_size=10_000)
+                total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(
+            f"cannot read {path} as a .npz archive: {exc}; save it with "
+            "np.savez(path, x_train=..., y_train=..., x_val=..., y_val=...)."
+        ) from exc
+    return total
 
 
 def _array(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
@@ -152,6 +179,20 @@ def _labels(key: str, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _check_label_range(labels: np.ndarray, num_train: int, path: Path) -> None:
+    """Refuse labels whose largest value leaves classes without a training image before
+    anything is sized by it (``{0, 2**40}`` would otherwise ask for 2**40 class names)."""
+    largest = int(labels.max())
+    if largest < min(num_train, MAX_CLASSES):
+        return
+    distinct = len(np.unique(labels))
+    raise DatasetError(
+        f"{path}: labels must be 0..K-1; found {distinct} distinct values up to {largest}, "
+        f"but there are {num_train} training images (and at most {MAX_CLASSES:,} classes); "
+        "renumber the labels 0..K-1 without gaps, or store class_names."
+    )
+
+
 def _class_names(
     names: np.ndarray | None, labels: np.ndarray, train_labels: np.ndarray, path: Path
 ) -> tuple[str, ...]:
@@ -168,6 +209,7 @@ def _class_names(
                 f"class_names; labels must be 0..{len(class_names) - 1}."
             )
     else:
+        _check_label_range(labels, len(train_labels), path)
         class_names = tuple(str(k) for k in range(int(labels.max()) + 1))
     missing = sorted(set(range(len(class_names))) - set(np.unique(train_labels).tolist()))
     if missing:

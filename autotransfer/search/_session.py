@@ -383,6 +383,7 @@ class SearchSession:
             input_size=config.input_size,
             dataset_fingerprint=p.dataset.fingerprint,
             inference=p.inference(config).to_dict(),
+            config=config.model_dump(mode="json"),
             **where,
         )
 

@@ -80,7 +80,7 @@ def create_recommendation(body: RecommendationCreate, settings: SettingsDep) -> 
         )
     roots = settings.resolved_roots
     try:
-        dataset = check_dataset(body.dataset, roots)
+        dataset = check_dataset(body.dataset, roots, max_bytes=settings.max_dataset_bytes)
         weights = check_weights(body.weights, roots)
     except RefError as exc:
         raise _unprocessable(exc.field, str(exc)) from None

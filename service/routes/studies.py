@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Annotated, Any, Literal
 
 import optuna
@@ -36,6 +37,7 @@ router = APIRouter(prefix="/v1/studies", tags=["studies"])
 
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 TrialState = Literal["running", "waiting", "complete", "pruned", "fail"]
 
 
@@ -47,9 +49,12 @@ def unprocessable(exc: RefError) -> HTTPException:
 
 
 def _job(session: SessionDep, job_id: str) -> Job:
-    job = jobs.get_job(session, job_id)
+    # ids are uuid4 hex (jobs.create_job): anything else is no job, answered before any query
+    # (a NUL byte in a query parameter is a database error on PostgreSQL)
+    job = jobs.get_job(session, job_id) if JOB_ID.fullmatch(job_id) else None
     if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no study job with id {job_id!r}")
+        shown = job_id if len(job_id) <= 64 else f"{job_id[:64]}…"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no study job with id {shown!r}")
     return job
 
 
@@ -164,11 +169,22 @@ def get_config(job_id: str, session: SessionDep, settings: SettingsDep) -> dict[
     status_code=status.HTTP_202_ACCEPTED,
     response_model=StudyPublic,
     dependencies=[WriteKey],
-    responses={409: {"description": "the job already ended"}},
+    responses={
+        200: {
+            "description": "the job was already cancelled: nothing changed",
+            "model": StudyPublic,
+        },
+        409: {"description": "the job already ended otherwise"},
+    },
 )
-def cancel_study(job_id: str, session: SessionDep, settings: SettingsDep) -> StudyPublic:
-    """Cancel a queued job now, or ask a running one to stop at its next epoch."""
-    _job(session, job_id)
+def cancel_study(
+    job_id: str, session: SessionDep, settings: SettingsDep, response: Response
+) -> StudyPublic:
+    """Cancel a queued job now, or ask a running one to stop at its next epoch (202); a job
+    already cancelled is answered 200 with its state."""
+    if _job(session, job_id).state == JobState.cancelled:
+        response.status_code = status.HTTP_200_OK
+        return study_public(_job(session, job_id), settings.database_url)
     try:
         job = jobs.request_cancel(session, job_id)
     except jobs.JobConflict as exc:
