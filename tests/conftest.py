@@ -34,6 +34,19 @@ def _admin_connect():  # type: ignore[no-untyped-def]
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _run_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test, and every process it starts, works in a throw-away folder: what a search
+    writes in its working folder by default (``autotransfer-artifacts/`` for a server's
+    studies, ``ray_results/``, plots, ``autotransfer.db``) never lands in the checkout."""
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh database on the local server, dropped afterwards.

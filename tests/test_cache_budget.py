@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from autotransfer.cache import DiskBudget, DiskStore, FeatureCache, FeatureKey, 
 from autotransfer.data import FileImages, load_dataset
 from autotransfer.finetune import TrialConfig, train_trial
 from autotransfer.finetune._feeds import feature_shapes
+
+TINY = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
 
 
 def _key(name: str) -> FeatureKey:
@@ -68,6 +72,36 @@ def test_sets_go_to_disk_memory_or_nowhere_by_the_budgets(
     again = FeatureCache(tmp_path, disk_bytes=2 * small)
     got = again.get_or_compute(_key("b"), _shapes(8), lambda _: pytest.fail("b is on disk"))
     assert got is not None and float(got.train[0, 0]) == 2.0
+
+
+def test_a_set_kept_in_memory_only_is_one_warning_per_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autotransfer.cache import _cache
+
+    monkeypatch.setattr(_cache, "_SAID", set())  # as in a fresh process
+    cache = FeatureCache(tmp_path, memory_bytes=GiB, disk_bytes=0)  # the disk takes nothing
+    with caplog.at_level(logging.INFO, logger="autotransfer.cache"):
+        for name in "abc":
+            assert cache.get_or_compute(_key(name), _shapes(8), _fill(1.0)) is not None
+    kept = [r for r in caplog.records if "kept in memory only" in r.getMessage()]
+    assert [r.levelno for r in kept] == [logging.WARNING, logging.INFO, logging.INFO]
+    again = FeatureCache(tmp_path / "other", memory_bytes=GiB, disk_bytes=0)
+    with caplog.at_level(logging.INFO, logger="autotransfer.cache"):
+        assert again.get_or_compute(_key("d"), _shapes(8), _fill(1.0)) is not None
+    assert caplog.records[-1].levelno == logging.INFO, "a second cache does not warn again"
+    assert "cache_disk_gb" in kept[0].getMessage() and _key("a").describe() in kept[0].getMessage()
+
+
+def test_the_cli_says_once_that_sets_are_kept_in_memory_only(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "autotransfer", "search", "--dataset", TINY, "--trials", "3"]
+    args += ["--space", "small_data", "--stop", "trials", "--max-epochs", "1", "--input-size"]
+    args += ["32", "--device", "cpu", "--threads", "1", "--no-recommend", "--cache-disk-gb", "0"]
+    args += ["--storage", f"sqlite:///{tmp_path / 's.db'}", "--plots", str(tmp_path)]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if "kept in memory only" in line]
+    assert len(lines) == 1 and "WARNING" in lines[0], done.stderr[-3000:]
 
 
 def test_a_failed_fill_leaves_nothing_behind(tmp_path: Path) -> None:

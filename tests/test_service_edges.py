@@ -5,10 +5,13 @@ keys, offline docs, the dashboard's key pages, and stopping ``serve`` with its c
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -264,6 +267,82 @@ def test_sigterm_to_serve_ends_it_with_its_children(tmp_path: Path, with_job: bo
             assert state == "queued", log.read_text()[-3000:]
     finally:
         stop(proc)  # also any orphans: they stay in serve's process group
+
+
+@pytest.mark.parametrize(
+    "with_job",
+    [
+        pytest.param(False, id="idle"),
+        pytest.param(True, marks=pytest.mark.slow, id="with-a-running-job"),
+    ],
+)
+def test_sigkill_to_serve_ends_its_children(tmp_path: Path, with_job: bool) -> None:
+    """``serve`` killed outright runs no cleanup of its own: its job worker, the child
+    building the backbone table and multiprocessing's resource tracker must end by
+    themselves, within about a second. A running study still goes back to the queue."""
+    env = service_env(
+        f"sqlite:///{tmp_path / 'service.db'}", api_keys=KEY, heartbeat_s=0.5, poll_s=0.3
+    )
+    log = tmp_path / "serve.log"
+    port = free_port()
+    proc = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(url), 90, "the server")
+        if with_job:
+            job = httpx.post(f"{url}/v1/studies", json=SLOW, headers=AUTH).json()["id"]
+            wait_for(lambda: _state(url, job) == "running", 90, "the worker to take the study")
+        children = [pid for pid in _group(proc.pid) if pid != proc.pid]
+        assert children, "serve started no child processes"
+        os.kill(proc.pid, signal.SIGKILL)
+        start = time.monotonic()
+        wait_for(lambda: not _group(proc.pid), 10, "serve's children to end", every=0.05)
+        took = time.monotonic() - start
+        assert took < 2, f"{took:.2f} s"
+        if with_job:
+            with sqlite3.connect(tmp_path / "service.db") as db:
+                (state,) = db.execute("SELECT state FROM autotransfer_jobs").fetchone()
+            assert state == "queued", log.read_text()[-3000:]
+    finally:
+        stop(proc)  # also any orphans: they stay in serve's process group
+
+
+# a parent that starts a pool child as the catalog does, prints the child's pid, then keeps
+# it busy in a regular expression that holds the GIL for ever: a thread in the child that
+# checks on the parent never runs again
+_BUSY_CHILD = """
+import multiprocessing, os, re
+from concurrent.futures import ProcessPoolExecutor
+from service.lifecycle import exit_with_parent
+
+with ProcessPoolExecutor(
+    1, mp_context=multiprocessing.get_context("spawn"),
+    initializer=exit_with_parent, initargs=(os.getpid(),),
+) as pool:
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(re.match, r"(a+)+$", "a" * 64 + "b").result()
+"""
+
+
+def test_a_child_busy_in_c_code_ends_with_its_killed_parent(tmp_path: Path) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_CHILD],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        time.sleep(0.5)  # into the expression
+        os.kill(parent.pid, signal.SIGKILL)
+        start = time.monotonic()
+        wait_for(lambda: child not in _group(parent.pid), 10, "the child to end", every=0.05)
+        assert time.monotonic() - start < 1
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
 
 
 def _state(url: str, job: str) -> str:

@@ -21,6 +21,7 @@ from autotransfer.storage import StorageURL
 log = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_BYTES = 2 * 2**30
+_SAID: set[str] = set()  # what this process has warned about once already
 
 
 def default_cache_dir() -> Path:
@@ -169,7 +170,17 @@ class FeatureCache:
             )
             return None
         if self.disk is not None:
-            log.info("feature cache: %s is kept in memory only: %s", key.describe(), why)
+            # a warning the first time in this process (a CLI user sees it once, though the
+            # estimate and the search each have a cache), the later sets at INFO
+            first = "memory only" not in _SAID
+            _SAID.add("memory only")
+            log.log(
+                logging.WARNING if first else logging.INFO,
+                "feature cache: %s is kept in memory only: %s; other processes compute it "
+                "again (a larger disk budget, cache_disk_gb, or more free disk stores it)",
+                key.describe(),
+                why,
+            )
         self._miss(key)
         out = Features.empty(shapes, self.dtype)
         fill(out)

@@ -15,6 +15,15 @@ from autotransfer.spec._params import CategoricalParam, DepthParam, ParamSpec
 # backbone is the study's unless the space searches it (a categorical over registered names).
 _NOT_SEARCHABLE = {"weights", "epochs", "seed", "device", "num_workers", "input_size"}
 SEARCHABLE = sorted(set(TrialConfig.model_fields) - _NOT_SEARCHABLE)
+_LISTED = 10  # names of a user's that a message lists before it counts the rest
+
+
+def _few(names: list[str]) -> str:
+    """``['a', 'b']``, or the first ``_LISTED`` names and how many more (a space with
+    thousands of unknown names gets a message of a few lines, not of 200 kB)."""
+    shown = ", ".join(repr(n[:40]) for n in names[:_LISTED])
+    more = f", … and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+    return f"[{shown}{more}]"
 
 
 class SearchSpec(BaseModel):
@@ -34,7 +43,8 @@ class SearchSpec(BaseModel):
             unknown = sorted(set(names) - set(SEARCHABLE))
             if unknown:
                 raise ValueError(
-                    f"unknown {where} {unknown}: searchable fields are {', '.join(SEARCHABLE)}"
+                    f"unknown {where} {_few(unknown)}: searchable fields are "
+                    f"{', '.join(SEARCHABLE)}"
                 )
         both = sorted(set(self.parameters) & set(self.fixed))
         if both:
@@ -74,7 +84,7 @@ class SearchSpec(BaseModel):
         unknown = [c for c in param.choices if c not in known]
         if unknown:
             raise ValueError(
-                f"parameters.backbone: unknown backbone(s) {unknown}; the registry's names "
+                f"parameters.backbone: unknown backbone(s) {_few(unknown)}; the registry's names "
                 f"are {', '.join(known)}"
             )
         if next(iter(self.parameters)) != "backbone":

@@ -79,7 +79,10 @@ def backbone_table() -> list[BackbonePublic]:
             with ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=context,
-                initializer=exit_with_parent,  # an orphan would wait on its queue for ever
+                # an orphan would wait on its queue for ever; the child is started by this
+                # thread's submit, and this thread waits for it to end (the with block), as
+                # the kernel's parent-death signal needs
+                initializer=exit_with_parent,
                 initargs=(os.getpid(),),
             ) as pool:
                 rows = pool.submit(_describe_backbones).result()
