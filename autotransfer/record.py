@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import optuna
@@ -26,6 +27,55 @@ RECOMMENDER = "recommender"  # the source of an enqueued seed
 SAMPLER = "sampler"  # the source of a configuration the study's sampler drew
 # how the ``error`` of an enqueued configuration that an ended search never ran begins
 SKIPPED = "skipped:"
+
+
+class Stop(StrEnum):
+    """Why a run of a search ended (``StudyInfo.stopped``; ``stop_reason`` says it in words,
+    beginning with the value and a colon)."""
+
+    SETTLED = "settled"  # the decision did not change over the last trials (stop: settled)
+    BUDGET = "budget"  # one more training run would not fit the run budget
+    TRIALS = "trials"  # the requested trials finished
+    TIMEOUT = "timeout"  # no trial starts after the timeout
+    FAILING = "failing"  # the last trials all failed
+    CANCELLED = "cancelled"  # asked to stop (a resumed study goes on)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A run's end: its kind and the sentence that says why.
+
+    >>> str(Stopped(Stop.TRIALS, "the 4 requested trials have finished"))
+    'trials: the 4 requested trials have finished'
+    """
+
+    kind: Stop
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+class Outcome(StrEnum):
+    """How a trial ended, beyond Optuna's state (``TrialInfo.outcome``): a FAIL in Optuna's
+    storage is one of failed, cancelled, skipped, stale or orphaned."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"  # its own error: the configuration or the data
+    CANCELLED = "cancelled"  # stopped by a cancel; a resumed study runs it again
+    SKIPPED = "skipped"  # enqueued, never run: the search ended first
+    STALE = "stale"  # its worker died (no heartbeat); run once more
+    ORPHANED = "orphaned"  # its Ray driver stopped without it
+
+
+# how trials stored before outcomes were recorded say them: the beginning of their error
+_OUTCOME_PREFIXES = (
+    (SKIPPED, Outcome.SKIPPED),
+    ("TrialCancelled", Outcome.CANCELLED),
+    ("stale heartbeat", Outcome.STALE),
+    ("orphaned", Outcome.ORPHANED),
+)
 
 
 def _from_attrs(cls: Any, attrs: dict[str, Any]) -> Any:
@@ -59,6 +109,9 @@ class StudyInfo:
     requested_trials: int | None = None
     # written once the first time the study is seeded (0 when it had no seeds)
     seeds_enqueued: int | None = None
+    # how many processes have opened the study (a search, its worker processes, a search
+    # joining it, each resume); each samples with the space's seed plus the count before it
+    opens: int | None = None
     # the recommender's Recommendation.to_dict(), and how its trial ranked at the end
     recommendation: dict[str, Any] | None = None
     recommendation_audit: dict[str, Any] | None = None
@@ -67,16 +120,31 @@ class StudyInfo:
     backbone_ranking: list[dict[str, Any]] | None = None
     # the Ray backend's Tune experiment folder
     ray_experiment: str | None = None
-    # why the last run of the search stopped: "settled: …", "budget: …", "trials: …",
-    # "timeout: …" or "failing: …" (search/_policy.py, search/_session.py)
+    # why the last run of the search stopped, in words: "settled: …", "budget: …",
+    # "trials: …", "timeout: …" or "failing: …" (search/_policy.py, search/_session.py),
+    # and its kind, a ``Stop`` value (read it as ``StudyInfo.stop``)
     stop_reason: str | None = None
-    # the chosen trial's kept weights: {"trial", "artifact_id", "file", "accuracy"}
+    stopped: str | None = None
+    # the engine's decision, written whenever it changes (search/_decision.py): {"best_trial",
+    # "best_score", "chosen_trial", "chosen_score", "tolerance", "metric", "why"}
+    decision: dict[str, Any] | None = None
+    # the chosen trial's kept weights: {"trial", "artifact_id", "file", "score", "metric"}
+    # (studies kept before scores were named by their metric have "accuracy" for "score")
     model: dict[str, Any] | None = None
     # the kept model scored once on the test split the search never saw: {"trial", "metric",
     # "score", "accuracy", "metrics", "images", "class_report", "source"}, or {"error"}
     test: dict[str, Any] | None = None
 
     IDENTITY = ("backbone", "dataset_fingerprint", "space", "input_size")
+
+    @property
+    def stop(self) -> Stop | None:
+        """Why the last run ended, as a ``Stop`` (None while none ended)."""
+        if self.stopped is not None:
+            return Stop(self.stopped)
+        if self.stop_reason:  # a study stored before the kind was recorded
+            return Stop(self.stop_reason.partition(":")[0])
+        return None
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> StudyInfo:
@@ -126,6 +194,8 @@ class TrialInfo:
     # another), and that epoch's per-class precision, recall, support and confusion matrix
     best_val_accuracy: float | None = None
     class_report: dict[str, Any] | None = None
+    # written when it ends: an ``Outcome`` value (read it as ``TrialInfo.ended``)
+    outcome: str | None = None
     # written when it fails: "<ExceptionType>: message", and the traceback's tail
     error: str | None = None
     traceback: str | None = None
@@ -138,6 +208,17 @@ class TrialInfo:
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> TrialInfo:
         return _from_attrs(cls, attrs)
+
+    @property
+    def ended(self) -> Outcome | None:
+        """How the trial ended, as an ``Outcome`` (None while it runs). A trial stored before
+        outcomes were recorded is read from its error's first words."""
+        if self.outcome is not None:
+            return Outcome(self.outcome)
+        for prefix, outcome in _OUTCOME_PREFIXES:
+            if self.error and self.error.startswith(prefix):
+                return outcome
+        return Outcome.FAILED if self.error else None
 
 
 # what every trial that ran an epoch records, whichever backend ran it; a completed trial
@@ -158,6 +239,7 @@ TRIAL_ON_EPOCH = (
     "trainable_parameters",
 )
 TRIAL_ON_COMPLETE = ("best_epoch", "final_val_accuracy", "best_val_accuracy", "class_report")
+TRIAL_ON_END = ("outcome",)  # every trial that ended, however it ended
 TRIAL_ON_RAY = ("ray_node", "ray_trial_id")
 STUDY_FIELDS = tuple(f.name for f in dataclasses.fields(StudyInfo))
 TRIAL_FIELDS = tuple(f.name for f in dataclasses.fields(TrialInfo))
@@ -174,6 +256,7 @@ TRIAL_SHOWN = (
     "final_val_accuracy",
     "best_val_accuracy",
     "class_report",
+    "outcome",
     "error",
     "retry_of",
 )
@@ -214,8 +297,9 @@ def write_trial(
 def is_skipped(trial: FrozenTrial) -> bool:
     """Whether the trial never ran: an enqueued configuration the search ended before (it is
     FAIL in Optuna's storage, with an ``error`` that says so, but it is no failure)."""
-    error = read_trial(trial).error
-    return trial.state == optuna.trial.TrialState.FAIL and bool(error and error.startswith(SKIPPED))
+    return (
+        trial.state == optuna.trial.TrialState.FAIL and read_trial(trial).ended == Outcome.SKIPPED
+    )
 
 
 def is_seeded(trial: FrozenTrial) -> bool:

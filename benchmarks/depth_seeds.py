@@ -26,7 +26,7 @@ from oracle import best_cell, load_oracle  # type: ignore[import-not-found]
 
 from autotransfer.cache import make_cache
 from autotransfer.finetune import train_trial
-from autotransfer.search import SearchRequest, prepare, recommend_seeds, trial_config
+from autotransfer.search import SearchRequest, prepare, recommend_seeds
 from autotransfer.spec import fit_to_space
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
@@ -52,15 +52,7 @@ def first_trial_accuracy(task: str, depth: int, seed: int, cache_dir: str) -> fl
     first = recommend_seeds(prepared).seeds[0]
     # what the study stores of the seed: its values of the space's parameters
     params = fit_to_space(prepared.spec, prepared.num_blocks, first.params)
-    config = trial_config(
-        prepared.spec,
-        {**params, "freeze_depth": depth},
-        backbone=BACKBONE,
-        weights="DEFAULT",
-        input_size=INPUT_SIZE,
-        seed=seed,
-        device="cpu",
-    )
+    config = prepared.trial_config({**params, "freeze_depth": depth})
     result = train_trial(config, prepared.dataset, cache=make_cache(True, cache_dir))
     return result.best_val_accuracy
 

@@ -35,8 +35,14 @@ from PIL import Image
 from autotransfer.cache import FeatureCache
 from autotransfer.data import load_dataset
 from autotransfer.record import read_study
-from autotransfer.results import decide
-from autotransfer.search import SearchRequest, estimate, prepare, recommend_seeds, run_search
+from autotransfer.search import (
+    SearchRequest,
+    estimate,
+    prepare,
+    recommend_seeds,
+    run_search,
+    study_decision,
+)
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 CLASSES = (0, 1, 2, 3)
@@ -112,7 +118,7 @@ def main() -> None:
         store = FeatureCache(Path(tmp) / "study-features").disk
         assert store is not None
         stored = {"entries": len(store.digests()), "bytes": store.nbytes()}
-        decision = decide(study)
+        decision = study_decision(study)
         info = read_study(study)
     trials: list[dict[str, Any]] = []
     for t in study.trials:
@@ -144,7 +150,7 @@ def main() -> None:
         "cache_messages": cache_lines,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "chosen": decision.chosen_params if decision else None,
-        "val_accuracy": decision.chosen_accuracy if decision else None,
+        "val_accuracy": decision.chosen_score if decision else None,
         "test": {k: (info.test or {}).get(k) for k in ("metric", "score", "images")},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

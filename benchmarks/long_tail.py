@@ -39,8 +39,7 @@ from _tasks import BACKBONE, INPUT_SIZE  # type: ignore[import-not-found]
 
 from autotransfer.data import load_dataset
 from autotransfer.record import read_study
-from autotransfer.results import decide
-from autotransfer.search import SearchRequest, run_search
+from autotransfer.search import SearchRequest, run_search, study_decision
 from autotransfer.spec import load_spec
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
@@ -103,7 +102,7 @@ def run(method: str, data: Path, seed: int, folder: Path) -> dict[str, Any]:
     start = time.perf_counter()
     study = run_search(SearchRequest.model_validate(fields))
     wall = time.perf_counter() - start
-    decision = decide(study)
+    decision = study_decision(study)
     assert decision is not None
     info = read_study(study)
     test = info.test or {}
@@ -114,7 +113,7 @@ def run(method: str, data: Path, seed: int, folder: Path) -> dict[str, Any]:
         "trials": len(study.trials),
         "chosen": decision.chosen_params,
         "val_metric": decision.metric,
-        "val_score": decision.chosen_accuracy,
+        "val_score": decision.chosen_score,
         "test_balanced_accuracy": (test.get("metrics") or {}).get("balanced_accuracy"),
         "test_accuracy": test.get("accuracy"),
         "test_recall": report.get("recall"),

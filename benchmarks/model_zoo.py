@@ -38,8 +38,7 @@ from autotransfer.backbones import depth_of_fraction
 from autotransfer.cache import make_cache
 from autotransfer.finetune import train_trial
 from autotransfer.record import read_study
-from autotransfer.results import decide
-from autotransfer.search import SearchRequest, prepare, recommend_seeds, run_search
+from autotransfer.search import SearchRequest, prepare, recommend_seeds, run_search, study_decision
 from autotransfer.spec import fit_to_space
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
@@ -76,7 +75,7 @@ def search(task: Task, space: str, seed: int, folder: str) -> dict[str, Any]:
     request = _request(task, space, folder, f"{space}-{seed}", seed)
     start = time.perf_counter()
     study = run_search(request)
-    decision = decide(study)
+    decision = study_decision(study)
     wall = time.perf_counter() - start
     assert decision is not None
     chosen = study.trials[decision.chosen_trial].params
@@ -91,8 +90,8 @@ def search(task: Task, space: str, seed: int, folder: str) -> dict[str, Any]:
         "trials": len(study.trials),
         "chosen": chosen,
         "chosen_backbone": decision.chosen_backbone or request.backbone,
-        "val_accuracy": decision.chosen_accuracy,
-        "best_accuracy": decision.best_accuracy,
+        "val_accuracy": decision.chosen_score,
+        "best_score": decision.best_score,
         "stop_reason": info.stop_reason,
         "by_backbone": [vars(r) for r in decision.by_backbone],
         "ranking": info.backbone_ranking,
@@ -143,7 +142,7 @@ def cost_report(task: Task, rows: list[dict[str, Any]]) -> list[str]:
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for b in r["by_backbone"]:
-            best = f"{b['best_accuracy']:.4f}" if b["best_accuracy"] is not None else "-"
+            best = f"{b['best_score']:.4f}" if b["best_score"] is not None else "-"
             lines.append(
                 f"| {b['backbone']} | {b['input_size']} | {b['trials']} | {b['complete']} "
                 f"| {best} | {b['parameters'] / 1e6:.2f} M | {b['macs'] / 1e6:.1f} M "

@@ -30,6 +30,7 @@ medians.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -49,8 +50,7 @@ from oracle import best_cell, load_oracle  # type: ignore[import-not-found]
 from autotransfer.cache import make_cache
 from autotransfer.finetune import TrialConfig, train_trial
 from autotransfer.record import read_study
-from autotransfer.results import decide
-from autotransfer.search import SearchRequest, run_search, trial_config
+from autotransfer.search import SearchPlan, SearchRequest, prepare, run_search, study_decision
 from autotransfer.spec import load_spec, suggest
 from autotransfer.spec._budget import HyperbandPruner, NoPruner
 
@@ -118,12 +118,12 @@ AUTOTRANSFER_WORKERS = 1  # --autotransfer-workers: worker processes, cores spli
 
 
 def _decided(study: optuna.Study) -> dict[str, Any]:
-    decision = decide(study)
+    decision = study_decision(study)
     assert decision is not None, "autotransfer completed no trial"
     trial = study.trials[decision.chosen_trial]
     return {
         "params": trial.params,
-        "accuracy": decision.chosen_accuracy,
+        "accuracy": decision.chosen_score,
         "stop_reason": read_study(study).stop_reason,
         # trained alone as its trials trained it: the packaged space's own warm_start
         "warm_start": bool(load_spec("default").fixed.get("warm_start", False)),
@@ -207,21 +207,16 @@ def run_plain_optuna(
     }
 
 
+@functools.lru_cache(maxsize=8)
+def _plan(task: Task, seed: int) -> SearchPlan:
+    """The default space's plan for the task at its full epoch budget (built once)."""
+    storage = f"sqlite:///{tempfile.gettempdir()}/plan.db"  # never opened: prepare reads none
+    return prepare(_request(task, storage, "plan", None, seed)).plan
+
+
 def _config(task: Task, params: dict[str, Any], seed: int, *, warm_start: bool) -> TrialConfig:
-    """A picked configuration at the task's full epoch budget."""
-    spec = load_spec("default")
-    spec = spec.model_copy(
-        update={"budget": spec.budget.model_copy(update={"max_epochs": task.oracle_epochs})}
-    )
-    config = trial_config(
-        spec,
-        params,
-        backbone=BACKBONE,
-        weights="DEFAULT",
-        input_size=INPUT_SIZE,
-        seed=seed,
-        device="cpu",
-    )
+    """A picked configuration at the task's full epoch budget, as a study of it trains it."""
+    config = _plan(task, seed).trial_config(params)
     return config.model_copy(update={"warm_start": warm_start})
 
 

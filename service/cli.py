@@ -21,6 +21,20 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 
+def _require_service(command: str) -> None:
+    """One line and exit 2 when the ``service`` extra is not installed (the commands are
+    registered with the library's CLI either way)."""
+    from autotransfer.cli import fail as _fail
+    from autotransfer.errors import missing_extra
+
+    try:
+        import fastapi  # noqa: F401
+        import pydantic_settings  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ModuleNotFoundError as exc:
+        _fail(str(missing_extra(exc, f"autotransfer {command}")))
+
+
 def _settings(dev: bool) -> Settings:
     from pydantic import ValidationError
 
@@ -101,6 +115,7 @@ def serve(
     dev: DevOpt = False,
 ) -> None:
     """Serve the HTTP API and the dashboard; by default with one job worker process."""
+    _require_service("serve")
     from service.app import create_app
 
     settings = _settings(dev)
@@ -117,6 +132,7 @@ def worker(
     dev: DevOpt = False,
 ) -> None:
     """Run job workers that take queued studies from the job store and search them."""
+    _require_service("worker")
     settings = _settings(dev)
     if processes == 1:
         _worker_main(settings.dev)

@@ -96,7 +96,8 @@ class ModelPublic(BaseModel):
     """The chosen trial's kept weights (its best epoch) and where to download them."""
 
     trial: int
-    accuracy: float
+    score: float = Field(description="the chosen trial's validation score of the study's metric")
+    metric: str = Field(description="what score measures: the space's objective")
     weights: str = Field(description="GET: the state dict (torch.save), as trained")
     config: str = Field(description="GET: the trial's whole training configuration (JSON)")
 
@@ -137,7 +138,12 @@ class StudyPublic(StudyBrief):
     recommendation: dict[str, Any] | None = None
     recommendation_audit: Any = None
     stop_reason: str | None = Field(
-        None, description="why the search stopped (settled, budget, trials, timeout)"
+        None, description="why the search stopped, in words (settled, budget, trials, timeout)"
+    )
+    stopped: str | None = Field(
+        None,
+        description="why the search stopped, as one of settled, budget, trials, timeout, "
+        "failing (autotransfer.record.Stop)",
     )
     model: ModelPublic | None = None
     test: dict[str, Any] | None = Field(

@@ -13,9 +13,8 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from autotransfer import record
-from autotransfer.results import decide, summarize
-from autotransfer.search import trial_config
-from autotransfer.spec import SearchSpec
+from autotransfer.results import summarize
+from autotransfer.search import study_decision
 from autotransfer.storage import StorageURL, open_storage
 from service.db import Job
 from service.schemas import ModelPublic, Progress, StudyBrief, StudyPublic, TrialPublic
@@ -58,7 +57,7 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
     best_params = None
     if s.best_trial is not None:
         best_params = study.trials[s.best_trial].params
-    decision = decide(study) if s.complete else None
+    decision = study_decision(study) if s.complete else None
     return StudyPublic(
         **fields,
         request=request,
@@ -89,9 +88,11 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
         recommendation=info.recommendation,
         recommendation_audit=info.recommendation_audit,
         stop_reason=info.stop_reason,
+        stopped=info.stop.value if info.stop else None,
         model=ModelPublic(
             trial=info.model["trial"],
-            accuracy=info.model["accuracy"],
+            score=info.model.get("score", info.model.get("accuracy")),
+            metric=info.model.get("metric", decision.metric if decision else "accuracy"),
             weights=f"/v1/studies/{job.id}/model",
             config=f"/v1/studies/{job.id}/config",
         )
@@ -102,32 +103,21 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
 
 
 def chosen_config(study: optuna.Study) -> dict[str, Any] | None:
-    """The chosen trial's whole training configuration, as that trial trained with it (what
-    ``--export`` writes as best_config.yaml), or None before a trial completed."""
+    """The chosen trial's whole training configuration, as that trial stored it when it
+    started (what ``--export`` writes as best_config.yaml): never rebuilt here. None before a
+    trial completed."""
     info = record.read_study(study)
-    decision = decide(study)
-    if decision is None or info.spec is None:
+    decision = study_decision(study)
+    if decision is None:
         return None
-    trial = study.trials[decision.chosen_trial]
-    ran = record.read_trial(trial)
-    if ran.config is not None:
-        config = ran.config
-    else:  # a trial stored before trials recorded their configuration: rebuild it
-        params = dict(trial.params)
-        spec = SearchSpec.model_validate(info.spec)
-        config = trial_config(
-            spec,
-            {k: v for k, v in params.items() if k != "backbone"},
-            backbone=str(params.get("backbone", ran.backbone or info.backbone or "")),
-            weights=ran.weights or info.weights or "DEFAULT",
-            input_size=ran.input_size or info.input_size or 224,
-            seed=spec.budget.seed,
-            device="auto",
-        ).model_dump(mode="json")
+    config = record.read_trial(study.trials[decision.chosen_trial]).config
+    if config is None:  # a trial stored before trials recorded what they trained with
+        return None
     return {
         "study": study.study_name,
         "trial": decision.chosen_trial,
-        "accuracy": decision.chosen_accuracy,
+        "score": decision.chosen_score,
+        "metric": decision.metric,
         "dataset": info.dataset,
         "config": config,
     }

@@ -12,6 +12,7 @@ import uuid
 
 from autotransfer.errors import UserInputError
 from autotransfer.search import run_search
+from autotransfer.storage import error_line, is_transient, ride_out
 from service import jobs
 from service.db import Job, JobState, get_sessionmaker
 from service.settings import Settings
@@ -36,8 +37,26 @@ class Worker:
     def run_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         log.info("worker %s polling %s", self.name, self.settings.database_url)
+        away = False  # the job store did not answer the last poll (a database restart)
         while not stop.is_set():
-            if not self.run_once():
+            try:
+                ran = self.run_once()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if not away:
+                    log.warning(
+                        "worker %s: the job store is unavailable (%s); polling every %g s",
+                        self.name,
+                        error_line(exc),
+                        self.settings.poll_s,
+                    )
+                away, ran = True, False
+            else:
+                if away:
+                    log.warning("worker %s: the job store answers again", self.name)
+                away = False
+            if not ran:
                 stop.wait(self.settings.poll_s)
 
     def run_once(self) -> bool:
@@ -57,6 +76,7 @@ class Worker:
         cancelled = threading.Event()
 
         def beat() -> None:
+            failing = False  # one line when beats start failing, one when they work again
             while not done.wait(self.settings.heartbeat_s):
                 try:
                     with self.sessions() as session:
@@ -65,8 +85,19 @@ class Worker:
                             if current is not None and current.cancel_requested:
                                 cancelled.set()
                             stop.set()
-                except Exception:  # a database hiccup must not kill the search
-                    log.exception("heartbeat of job %s failed", job.id)
+                except Exception as exc:  # a database hiccup must not kill the search
+                    if not failing:
+                        log.warning(
+                            "heartbeat of job %s failed (%s); retrying every %g s",
+                            job.id,
+                            error_line(exc),
+                            self.settings.heartbeat_s,
+                        )
+                    failing = True
+                    continue
+                if failing:
+                    log.warning("heartbeat of job %s recorded again", job.id)
+                failing = False
 
         thread = threading.Thread(target=beat, name=f"job-heartbeat-{job.id[:8]}", daemon=True)
         thread.start()
@@ -96,7 +127,12 @@ class Worker:
                 log.warning("job %s was taken from worker %s; leaving it", job.id, self.name)
                 return None
             state = JobState.cancelled
-        with self.sessions() as session:
-            jobs.finish_job(session, job.id, self.name, state, error)
+
+        def finish() -> None:
+            with self.sessions() as session:
+                jobs.finish_job(session, job.id, self.name, state, error)
+
+        # a search that outlived a database restart is recorded once it is back
+        ride_out(finish, name="the job store")
         log.info("job %s ended %s", job.id, state)
         return state

@@ -51,7 +51,7 @@ HOPELESS = {"freeze_depth": 0, "base_lr": 1.0e-7, "label_smoothing": 0.0}
 SEEDS = [Seed(GOOD), Seed(RAISES), Seed(HOPELESS), Seed({**HOPELESS, "freeze_depth": 1})]
 
 # what a reviewer finds on every trial, whichever backend ran it (test_record.py pins names)
-TRIAL_ATTRS = set(record.TRIAL_ON_EPOCH)
+TRIAL_ATTRS = set(record.TRIAL_ON_EPOCH) | set(record.TRIAL_ON_END)
 COMPLETE_ATTRS = TRIAL_ATTRS | set(record.TRIAL_ON_COMPLETE)
 RAY_ONLY = set(record.TRIAL_ON_RAY)
 
@@ -256,9 +256,10 @@ def test_the_search_stops_by_itself_once_its_decision_is_settled(
     trials = settled_study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
     assert [read_trial(t).epochs_run for t in trials] == [2, 1, 1]
-    reason = read_study(settled_study).stop_reason or ""
-    assert reason.startswith("settled: the chosen configuration (trial #0)"), reason
-    assert "over the last 2 of 3 finished trials" in reason
+    info = read_study(settled_study)
+    assert info.stop == record.Stop.SETTLED, info.stop_reason
+    assert "the chosen configuration (trial #0)" in (info.stop_reason or "")
+    assert "over the last 2 of 3 finished trials" in (info.stop_reason or "")
 
 
 # --- a space that searches the backbone -------------------------------------------------------
@@ -320,3 +321,97 @@ def test_a_space_that_searches_the_backbone_runs_on_both_backends(
     ]
     probes = sorted(k["backbone"] for k in keys if k["cut"] == ZOO_BLOCKS[k["backbone"]])
     assert probes == sorted(ZOO_BLOCKS), "one head-only feature set per backbone"
+
+
+# A tolerance no reader uses by default: every configuration is "as good", so the engine's
+# choice is the cheapest trial (the frozen, hopeless one), where a reader recomputing at the
+# default half point would pick the good, fine-tuned one instead.
+WIDE = {
+    **SPACE,
+    "name": "wide_tolerance",
+    "parameters": {k: v for k, v in SPACE["parameters"].items() if k != "layer_decay"},
+    "budget": {
+        "trials": 2,
+        "max_epochs": 1,
+        "min_epochs": 1,
+        "pruner": {"type": "none"},
+        "sampler": {"type": "random"},
+        "tolerance": 1.0,
+        "seed": 0,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def decided(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """The wide-tolerance search on each backend, in one SQLite file the API serves too."""
+    from typer.testing import CliRunner
+
+    from autotransfer.cli import app
+
+    request.getfixturevalue("ray_session")
+    root = tmp_path_factory.mktemp("decided")
+    space = root / "wide.yaml"
+    space.write_text(yaml.safe_dump(WIDE, sort_keys=False))
+    for backend in sorted(BACKENDS):
+        options = SearchRequest(
+            dataset=DATA,
+            space=str(space),
+            input_size=32,
+            storage=f"sqlite:///{root}/study.db",
+            study_name=f"decided-{backend}",
+            device="cpu",
+            threads=1,
+            backend=backend,
+            max_concurrent_trials=1,
+        )
+        run_search(options, seeds=[Seed(GOOD), Seed(HOPELESS)])
+        # the same command again resumes the finished study and exports its decision
+        args = ["search", "--dataset", DATA, "--space", str(space), "--input-size", "32"]
+        args += ["--storage", str(options.storage), "--study-name", f"decided-{backend}"]
+        args += ["--device", "cpu", "--threads", "1", "--backend", backend]
+        args += ["--export", str(root / backend), "--plots", str(root), "--json"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_every_reader_gets_the_engines_decision_at_the_spaces_tolerance(
+    decided: Path, backend: str, tmp_path: Path
+) -> None:
+    import json
+
+    import httpx
+    from service_helpers import KEY, serve, service_env
+    from typer.testing import CliRunner
+
+    from autotransfer.cli import app
+    from service import jobs
+    from service.db import get_sessionmaker
+
+    url = f"sqlite:///{decided}/study.db"
+    name = f"decided-{backend}"
+    study = optuna.load_study(study_name=name, storage=make_storage(url))
+    stored = read_study(study).decision
+    assert stored is not None and stored["tolerance"] == 1.0
+    hopeless = next(t.number for t in study.trials if t.params["base_lr"] < 1e-6)
+    good = next(t.number for t in study.trials if t.params["base_lr"] > 0.05)
+    # the cheapest trial is chosen at this space's tolerance, the good one is the best
+    assert (stored["chosen_trial"], stored["best_trial"]) == (hopeless, good), stored
+    assert read_study(study).model["trial"] == hopeless  # the kept model
+    exported = yaml.safe_load((decided / backend / "best_config.yaml").read_text())
+    assert exported["trial"] == hopeless
+    shown = CliRunner().invoke(app, ["studies", "show", name, "--storage", url, "--json"])
+    assert shown.exit_code == 0, shown.output
+    decision = json.loads(shown.stdout)["decision"]
+    assert decision["chosen_trial"] == hopeless and decision["tolerance"] == 1.0
+    with get_sessionmaker(url)() as session:
+        job = jobs.create_job(session, {"dataset": DATA}, name)
+    env = service_env(url, api_keys=KEY, warm_catalog="false", dashboard="false")
+    with serve(env, tmp_path / "serve.log", "--no-worker") as base:
+        auth = {"Authorization": f"Bearer {KEY}"}
+        body = httpx.get(f"{base}/v1/studies/{job.id}", headers=auth, timeout=30).json()
+        config = httpx.get(f"{base}/v1/studies/{job.id}/config", headers=auth, timeout=30)
+    assert body["chosen_trial"] == hopeless and body["model"]["trial"] == hopeless, body
+    assert config.json()["trial"] == hopeless

@@ -132,3 +132,10 @@ def test_an_inline_spec_too_deep_or_too_long_is_422_on_the_api(tmp_path: Path) -
         assert r.status_code == 422, r.text[:500]
         assert len(r.text) < 2_000 and words in r.text, r.text[:500]
         assert time.monotonic() - start < 2.0
+    # 5,000 levels: the JSON parser itself gives up (RecursionError), before any field is read
+    raw = '{"dataset": "digits", "spec": {"name": "x", "parameters": {"base_lr": '
+    raw += "[" * 5000 + "0.1" + "]" * 5000 + "}}}"
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+    r = client.post("/v1/studies", content=raw, headers=headers)
+    assert r.status_code == 422, r.text[:500]
+    assert "nested too deeply" in r.json()["detail"][0]["msg"], r.text[:500]

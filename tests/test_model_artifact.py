@@ -56,7 +56,7 @@ def test_the_chosen_trials_weights_are_kept_and_reproduce_its_accuracy(tmp_path:
     kept = record.read_study(study).model
     assert kept is not None, "the ended search kept its chosen model"
     chosen = study.trials[kept["trial"]]
-    assert kept["accuracy"] == chosen.value
+    assert kept["score"] == chosen.value and kept["metric"] == "accuracy"
     # an artifact of the study, which optuna-dashboard lists
     metas = optuna.artifacts.get_all_artifact_meta(study)
     assert [m.artifact_id for m in metas] == [kept["artifact_id"]]
@@ -66,7 +66,7 @@ def test_the_chosen_trials_weights_are_kept_and_reproduce_its_accuracy(tmp_path:
     # the best epoch's network, evaluated afresh from the images (no cached features)
     assert abs(_accuracy(weights, request) - chosen.value) <= 1 / 15 + 1e-9  # one image of 15
     exported = export_decision(study, prepare(request), tmp_path / "export")
-    assert not exported.retrained and exported.val_accuracy == chosen.value
+    assert not exported.retrained and exported.val_score == chosen.value
     assert exported.weights_path.read_bytes() == weights.read_bytes()
 
 

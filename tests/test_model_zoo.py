@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 from autotransfer import record
 from autotransfer.backbones import num_blocks
 from autotransfer.cache import FeatureKey
-from autotransfer.results import decide
-from autotransfer.search import SearchRequest, prepare, recommend_seeds
+from autotransfer.search import SearchRequest, decide, prepare, recommend_seeds
 from autotransfer.spec import (
     SpecError,
     fit_to_space,
@@ -188,7 +187,7 @@ def test_the_decision_prefers_the_backbone_that_costs_less_to_run_when_as_accura
     assert (decision.best_trial, decision.chosen_trial) == (0, 1)
     assert decision.chosen_backbone == LITES[0]
     rows = {r.backbone: r for r in decision.by_backbone}
-    assert rows[LITES[2]].best_accuracy == 0.990 and rows[LITES[0]].macs == 8_000_000
+    assert rows[LITES[2]].best_score == 0.990 and rows[LITES[0]].macs == 8_000_000
     assert [(r.backbone, r.depth) for r in decision.by_depth] == [(b, 3) for b in sorted(LITES)]
 
 

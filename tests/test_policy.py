@@ -88,7 +88,8 @@ def test_the_search_settles_once_the_choice_survives_patience_trials() -> None:
     assert settled([good, *weak[:2]], patience=3, tolerance=0.005) is None
     done = settled([good, *weak], patience=3, tolerance=0.005)
     assert done is not None and (done.chosen_trial, done.unchanged, done.finished) == (0, 3, 4)
-    assert done.reason().startswith("settled: the chosen configuration (trial #0)")
+    assert done.reason().kind == record.Stop.SETTLED
+    assert str(done.reason()).startswith("settled: the chosen configuration (trial #0)")
 
 
 def test_a_change_of_choice_restarts_the_count_and_queued_seeds_run_first() -> None:
@@ -107,12 +108,10 @@ def test_a_change_of_choice_restarts_the_count_and_queued_seeds_run_first() -> N
 
 
 def test_a_search_gives_up_after_trials_that_all_fail() -> None:
-    def failed(number: int, error: str) -> FrozenTrial:
+    def failed(number: int, error: str, outcome: record.Outcome | None = None) -> FrozenTrial:
+        attrs = record.trial_attrs(error=error, **({"outcome": outcome} if outcome else {}))
         trial = create_trial(
-            state=TrialState.FAIL,
-            params={"x": 0.5},
-            distributions=DISTS,
-            user_attrs=record.trial_attrs(error=error),
+            state=TrialState.FAIL, params={"x": 0.5}, distributions=DISTS, user_attrs=attrs
         )
         trial.number = number
         trial.datetime_complete = START + dt.timedelta(minutes=number)
@@ -121,8 +120,15 @@ def test_a_search_gives_up_after_trials_that_all_fail() -> None:
     broken = [failed(i, "OSError: no such file: /data/cats") for i in range(3)]
     assert failing(broken[:2], limit=3) is None
     reason = failing(broken, limit=3)
-    assert reason is not None and "last 3 trials failed" in reason and "/data/cats" in reason
+    assert reason is not None and reason.kind == record.Stop.FAILING
+    assert "last 3 trials failed" in reason.detail and "/data/cats" in reason.detail
     good = _trial([0.9], cost=1, at=10, number=3)
     assert failing([*broken, good], limit=3) is None  # a success breaks the run
-    cancels = [failed(4 + i, "TrialCancelled: cancelled after epoch 1") for i in range(3)]
+    cancels = [
+        failed(4 + i, "TrialCancelled: cancelled after epoch 1", record.Outcome.CANCELLED)
+        for i in range(3)
+    ]
     assert failing([*broken[:2], *cancels], limit=3) is None  # cancels say nothing
+    # a trial stored before outcomes were recorded is read from its error
+    older = [failed(7 + i, "TrialCancelled: cancelled after epoch 1") for i in range(3)]
+    assert failing([*broken[:2], *older], limit=3) is None

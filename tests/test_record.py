@@ -28,6 +28,9 @@ STUDY_NAMES = (
     "backbone_ranking",
     "ray_experiment",
     "stop_reason",
+    "stopped",
+    "decision",
+    "opens",
     "model",
 )
 TRIAL_NAMES = (
@@ -40,6 +43,7 @@ TRIAL_NAMES = (
     "dataset_fingerprint",
     "worker",
     "inference",
+    "config",
     "epochs_run",
     "train_time_s",
     "trainable_parameters",
@@ -47,6 +51,7 @@ TRIAL_NAMES = (
     "best_val_accuracy",
     "class_report",
     "final_val_accuracy",
+    "outcome",
     "error",
     "traceback",
     "ray_node",
@@ -58,9 +63,28 @@ TRIAL_NAMES = (
 def test_stored_names_are_pinned() -> None:
     assert set(STUDY_NAMES) <= set(record.STUDY_FIELDS)
     assert set(TRIAL_NAMES) <= set(record.TRIAL_FIELDS)
-    assert set(record.TRIAL_ON_EPOCH) | set(record.TRIAL_ON_COMPLETE) <= set(TRIAL_NAMES)
+    written = {*record.TRIAL_ON_EPOCH, *record.TRIAL_ON_COMPLETE, *record.TRIAL_ON_END}
+    assert written <= set(TRIAL_NAMES)
     assert set(record.TRIAL_SHOWN) <= set(TRIAL_NAMES)
     assert (record.RECOMMENDER, record.SAMPLER) == ("recommender", "sampler")
+    # stored as their values: renaming one would orphan the studies that hold it
+    assert [s.value for s in record.Stop] == [
+        "settled",
+        "budget",
+        "trials",
+        "timeout",
+        "failing",
+        "cancelled",
+    ]
+    assert [o.value for o in record.Outcome] == [
+        "complete",
+        "pruned",
+        "failed",
+        "cancelled",
+        "skipped",
+        "stale",
+        "orphaned",
+    ]
 
 
 def test_a_study_written_by_name_reads_back_typed() -> None:

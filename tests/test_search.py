@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autotransfer.record import read_study, read_trial
+from autotransfer.record import Outcome, read_study, read_trial
 from autotransfer.search import (
     EpochReport,
     SearchRequest,
@@ -29,7 +29,6 @@ from autotransfer.search import (
 )
 from autotransfer.search._optuna import work
 from autotransfer.search._policy import study_pruner
-from autotransfer.search._session import SKIPPED
 from autotransfer.spec import load_spec, optuna_pruner, optuna_sampler, parse_spec, suggest
 from autotransfer.storage import open_storage as make_storage
 
@@ -224,7 +223,8 @@ def test_cancel_stops_at_the_next_epoch_but_keeps_a_finished_trial(tmp_path: Pat
     )
     (only,) = study.get_trials()
     assert only.state == TrialState.FAIL and read_trial(only).epochs_run == 1, only
-    assert (read_trial(only).error or "").startswith("TrialCancelled: cancelled after epoch 1")
+    assert read_trial(only).ended == Outcome.CANCELLED
+    assert read_trial(only).error == "TrialCancelled: cancelled after epoch 1"
 
 
 class _AlwaysPrune(optuna.pruners.BasePruner):
@@ -490,7 +490,7 @@ def test_export_writes_config_weights_and_card(tmp_path: Path) -> None:
 
 
 def test_journal_storage_and_multi_objective_pareto(tmp_path: Path) -> None:
-    from autotransfer.results import decide
+    from autotransfer.search import study_decision
 
     space = tmp_path / "pareto.yaml"
     space.write_text(
@@ -513,7 +513,7 @@ def test_journal_storage_and_multi_objective_pareto(tmp_path: Path) -> None:
     study = run_search(request)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
-    decision = decide(study)
+    decision = study_decision(study)
     assert decision is not None and decision.pareto_trials
     assert (tmp_path / "study.log").stat().st_size > 0
     again = run_search(request)  # resumes from the journal: nothing left to run
@@ -573,7 +573,7 @@ def test_seeds_an_ended_search_never_ran_are_failed_then_run_by_a_longer_one(
     session.close()
     trials = session.study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
-    assert all(read_trial(t).error == SKIPPED for t in trials[1:])
+    assert all(read_trial(t).ended == Outcome.SKIPPED for t in trials[1:])
     assert [t.params["freeze_depth"] for t in trials[1:]] == [1, 2]  # recorded as they were
     longer = SearchSession.open(prepare(_engine_request(tmp_path, trials=3)))
     longer.enqueue_seeds(seeds)  # already seeded: the skipped seeds come back, once
@@ -602,7 +602,7 @@ def test_opening_a_study_logs_no_existing_study_line_and_names_its_metric(
 def test_a_resumed_run_search_runs_the_seeds_the_first_run_skipped(tmp_path: Path) -> None:
     seeds = [Seed({"freeze_depth": k, "base_lr": 0.05}) for k in (0, 1, 2)]
     first = run_search(_engine_request(tmp_path, trials=1), seeds=seeds)
-    assert sum(read_trial(t).error == SKIPPED for t in first.trials) == 2
+    assert sum(read_trial(t).ended == Outcome.SKIPPED for t in first.trials) == 2
     again = run_search(_engine_request(tmp_path, trials=3), seeds=seeds)
     retried = [t for t in again.trials if read_trial(t).retry_of is not None]
     assert [read_trial(t).retry_of for t in retried] == [1, 2]

@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from autotransfer.cli._options import CHOICES
 from autotransfer.errors import UserInputError
@@ -47,7 +48,8 @@ def setup(
 def fail(message: str) -> NoReturn:
     """Print ``error: message`` on stderr and exit with code 2 (bad input), no traceback."""
     # one line whatever the width: a terminal wraps it, a log keeps it whole
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # the message is text, not markup: "autotransfer[service]" must print as written
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 

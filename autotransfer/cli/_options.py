@@ -53,9 +53,12 @@ StorageOpt = Annotated[
     str, typer.Option(help="sqlite:///file.db, postgresql+psycopg://…, or journal:///file.log")
 ]
 ToleranceOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
-        min=0.0, max=1.0, help="accuracy a cheaper choice may give up (0.005 = half a point)"
+        min=0.0,
+        max=1.0,
+        help="show the decision at this tolerance (the score a cheaper choice may give up, "
+        "0.005 = half a point) instead of the one the search stored at its space's tolerance",
     ),
 ]
 

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from autotransfer import record
-from autotransfer.results import backbone_of, depth_of, summarize
+from autotransfer.results import backbone_of, depth_of, metric_name, summarize
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -32,7 +32,7 @@ def status_table(name: str, study: optuna.Study | None, epochs: int) -> Table:
         "pruned",
         "failed",
         "running",
-        "best so far",
+        "best so far" if study is None else f"best {metric_name(study)} so far",
         "current trial",
         title=f"study {name}",
         title_justify="left",
@@ -57,15 +57,16 @@ def _where(t: FrozenTrial) -> str:
     return f"{backbone + ' ' if backbone else ''}k={depth if depth is not None else '?'}"
 
 
-def trial_line(t: FrozenTrial, epochs: int) -> str:
-    """``trial #3: k=5 complete, accuracy 0.9512 (6/6 epochs, 12.3 s)``; a failure says why."""
+def trial_line(t: FrozenTrial, epochs: int, metric: str = "accuracy") -> str:
+    """``trial #3: k=5 complete, accuracy 0.9512 (6/6 epochs, 12.3 s)``, the score named by
+    the study's ``metric``; a failure says why."""
     info = record.read_trial(t)
     if record.is_skipped(t):
         return f"trial #{t.number}: {_where(t)} {info.error}"
     if t.state == TrialState.COMPLETE and t.values:
-        outcome = f"accuracy {t.values[0]:.4f}"
+        outcome = f"{metric} {t.values[0]:.4f}"
     elif t.intermediate_values:
-        outcome = f"best accuracy {max(t.intermediate_values.values()):.4f}"
+        outcome = f"best {metric} {max(t.intermediate_values.values()):.4f}"
     else:
         outcome = "no epoch finished"
     seconds = info.train_time_s
@@ -97,7 +98,9 @@ class TrialLines:
             if t.number not in self.seen
         ]
         self.seen.update(t.number for t in fresh)
-        return [trial_line(t, self.epochs) for t in sorted(fresh, key=lambda t: t.number)]
+        metric = metric_name(study)
+        ordered = sorted(fresh, key=lambda t: t.number)
+        return [trial_line(t, self.epochs, metric) for t in ordered]
 
 
 @contextlib.contextmanager

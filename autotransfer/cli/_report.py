@@ -85,9 +85,12 @@ def print_study_recommendation(info: record.StudyInfo) -> None:
     if audit["rank"] is None:
         verdict = f"did not complete ({audit['state'].lower()})"
     else:
+        # audits stored before scores were named by their metric called them accuracy
+        metric = audit.get("metric", "accuracy")
+        score = audit.get("recommended_score", audit.get("recommended_accuracy"))
         verdict = (
-            f"ranked {audit['rank']} of {audit['of']} completed trials, accuracy "
-            f"{audit['recommended_accuracy']:.4f}, {audit['gap'] * 100:.2f} points below the best"
+            f"ranked {audit['rank']} of {audit['of']} completed trials, {metric} "
+            f"{score:.4f}, {audit['gap'] * 100:.2f} points below the best"
         )
     line = f"audit: recommended trial #{audit['recommended_trial']} {verdict}"
     if audit.get("best_seed_rank") is not None:
@@ -122,7 +125,7 @@ def backbone_table(decision: Decision, ranking: Sequence[dict[str, Any]]) -> Tab
             f"{row.input_size} px" if row.input_size else "-",
             str(row.trials),
             str(row.complete),
-            (f"{row.best_accuracy:.4f}" if row.best_accuracy is not None else "-") + mark,
+            (f"{row.best_score:.4f}" if row.best_score is not None else "-") + mark,
             f"{row.parameters / 1e6:.2f} M" if row.parameters else "-",
             f"{row.macs / 1e6:.0f} M" if row.macs else "-",
             f"{row.latency_ms:.1f} ms" if row.latency_ms is not None else "-",
@@ -173,7 +176,7 @@ def print_report(
     for row in decision.by_depth:
         chosen = row.depth == decision.chosen_depth and row.backbone == decision.chosen_backbone
         mark = " ← chosen" if chosen else ""
-        acc = f"{row.best_accuracy:.4f}" if row.best_accuracy is not None else "-"
+        acc = f"{row.best_score:.4f}" if row.best_score is not None else "-"
         table.add_row(
             *([row.backbone or "-"] if zoo else []),
             str(row.depth),
@@ -192,9 +195,9 @@ def print_report(
         blocks = record.read_trial(chosen_trial).num_blocks or "?"
     on = f" of {decision.chosen_backbone}" if zoo else ""
     out.print(
-        f"best trial #{decision.best_trial}: {metric} {decision.best_accuracy:.4f}\n"
+        f"best trial #{decision.best_trial}: {metric} {decision.best_score:.4f}\n"
         f"chosen freeze depth: [bold]{decision.chosen_depth}[/] of {blocks} blocks{on} "
-        f"(trial #{decision.chosen_trial}, {metric} {decision.chosen_accuracy:.4f}, "
+        f"(trial #{decision.chosen_trial}, {metric} {decision.chosen_score:.4f}, "
         f"{decision.chosen_trainable_parameters or 0:,} trainable parameters; the cheapest "
         f"within {decision.tolerance * 100:.1f} points of the best)\n"
         f"chosen parameters: {json.dumps(decision.chosen_params)}"
@@ -208,9 +211,11 @@ def print_report(
     if info.stop_reason:
         out.print(f"stopped: {info.stop_reason}", highlight=False)
     if info.model:
+        kept_metric = info.model.get("metric", metric)
+        kept_score = info.model.get("score", info.model.get("accuracy", float("nan")))
         out.print(
             f"model: trial #{info.model['trial']}'s weights kept as artifact "
-            f"{info.model['artifact_id']} (accuracy {info.model['accuracy']:.4f}); "
+            f"{info.model['artifact_id']} ({kept_metric} {kept_score:.4f}); "
             f"--export hands them over without retraining",
             highlight=False,
         )

@@ -12,7 +12,6 @@ from autotransfer.cli._app import console, out, user_errors
 from autotransfer.cli._options import JsonOpt, ToleranceOpt, model_options, option, with_options
 from autotransfer.cli._progress import show_progress
 from autotransfer.cli._report import print_json, print_report, study_json, write_plots
-from autotransfer.results import DEFAULT_TOLERANCE
 from autotransfer.search import SearchRequest
 
 # the flags that are not the field's name with dashes: short forms, and names kept from before
@@ -52,7 +51,7 @@ REPORT_OPTIONS = [
         Annotated[Path | None, typer.Option(help="folder for the PNG plots")],
         Path("."),
     ),
-    option("tolerance", ToleranceOpt, DEFAULT_TOLERANCE),
+    option("tolerance", ToleranceOpt, None),
     option("json_out", JsonOpt, False),
 ]
 
@@ -62,17 +61,24 @@ def search_cmd(**values: Any) -> None:
     """Search freeze depth and fine-tuning hyperparameters; resumes an existing study."""
     import optuna
 
-    from autotransfer.results import decide
-    from autotransfer.search import estimate, prepare, recommend_seeds, run_search
+    from autotransfer.search import (
+        estimate,
+        executor,
+        prepare,
+        recommend_seeds,
+        run_search,
+        study_decision,
+    )
     from autotransfer.storage import open_storage
 
     export: Path | None = values.pop("export")
     retrain: bool = values.pop("retrain")
     plots: Path | None = values.pop("plots")
-    tolerance: float = values.pop("tolerance")
+    tolerance: float | None = values.pop("tolerance")
     json_out: bool = values.pop("json_out")
     with user_errors(ALIASES):
         request = SearchRequest(**values)
+        executor(request.backend)  # a backend whose extra is missing says so before any work
         prepared = prepare(request)
         # a storage that cannot be opened ends here, before the live display reads it
         storage = open_storage(request.storage)
@@ -116,7 +122,7 @@ def search_cmd(**values: Any) -> None:
         console.print(estimate(prepared, first).line(), highlight=False, soft_wrap=True)
     with show_progress(console, storage, name, epochs=budget.max_epochs), user_errors():
         study = run_search(request, prepared=prepared, seeding=seeding)
-    decision = decide(study, tolerance=tolerance)
+    decision = study_decision(study, tolerance=tolerance)
     written: list[Path] = []
     if plots is not None and decision is not None:
         written = write_plots(study, plots, decision)
@@ -136,7 +142,7 @@ def search_cmd(**values: Any) -> None:
         source = "retrained" if exported.retrained else "the search's own weights,"
         out.print(
             f"exported {exported.config_path}, {exported.weights_path}, "
-            f"{exported.card_path} ({source} accuracy {exported.val_accuracy:.4f})",
+            f"{exported.card_path} ({source} {exported.metric} {exported.val_score:.4f})",
             highlight=False,
             soft_wrap=True,
         )

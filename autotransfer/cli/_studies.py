@@ -16,7 +16,6 @@ from rich.table import Column, Table
 from autotransfer.cli._app import console, fail, out, user_errors
 from autotransfer.cli._options import JsonOpt, StorageOpt, ToleranceOpt
 from autotransfer.cli._report import print_json, print_report, study_json, write_plots
-from autotransfer.results import DEFAULT_TOLERANCE
 from autotransfer.storage import DEFAULT_STORAGE
 
 NameArg = Annotated[str, typer.Argument(help="study name")]
@@ -64,14 +63,14 @@ def studies_show(
     storage: StorageOpt = DEFAULT_STORAGE,
     plot: Annotated[bool, typer.Option("--plot", help="write the PNG plots")] = False,
     plot_dir: Annotated[Path, typer.Option(help="folder for the plots")] = Path("."),
-    tolerance: ToleranceOpt = DEFAULT_TOLERANCE,
+    tolerance: ToleranceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The decision: chosen freeze depth, accuracy by depth, best trial (and plots)."""
-    from autotransfer.results import decide
+    from autotransfer.search import study_decision
 
     study = _load(storage, name)
-    decision = decide(study, tolerance=tolerance)
+    decision = study_decision(study, tolerance=tolerance)
     written = write_plots(study, plot_dir, decision) if plot else []
     if json_out:
         print_json(study_json(study, decision, written))
@@ -102,11 +101,14 @@ def dashboard_cmd(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
 ) -> None:
     """Serve optuna-dashboard on the same storage."""
-    import optuna_dashboard
-
+    from autotransfer.errors import missing_extra
     from autotransfer.storage import open_storage
 
     with user_errors():
+        try:
+            import optuna_dashboard
+        except ModuleNotFoundError as exc:
+            raise missing_extra(exc, "autotransfer dashboard") from None
         opened = open_storage(storage, create=False)
     console.print(f"optuna-dashboard for {storage} on http://{host}:{port}/", highlight=False)
     optuna_dashboard.run_server(opened, host=host, port=port)

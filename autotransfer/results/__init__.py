@@ -1,26 +1,24 @@
-"""Read-side queries over the Optuna storage: summaries, the decision, plots."""
+"""Read-side queries over the Optuna storage: summaries, the stored decision, plots."""
 
 from __future__ import annotations
 
 from autotransfer.results._audit import audit_recommendation, record_audit
 from autotransfer.results._decision import (
-    DEFAULT_TOLERANCE,
     BackboneRow,
     Decision,
     DepthRow,
     backbone_of,
     by_backbone,
     by_depth,
-    choose,
-    cost_of,
-    decide,
+    decision_of,
     depth_of,
+    metric_name,
+    read_decision,
 )
 from autotransfer.results._plots import curves_figure, depth_figure, plot_curves, plot_depth
 from autotransfer.results._summary import StudySummary, list_studies, load, summarize
 
 __all__ = [
-    "DEFAULT_TOLERANCE",
     "BackboneRow",
     "Decision",
     "DepthRow",
@@ -29,16 +27,16 @@ __all__ = [
     "backbone_of",
     "by_backbone",
     "by_depth",
-    "choose",
-    "cost_of",
     "curves_figure",
-    "decide",
+    "decision_of",
     "depth_figure",
     "depth_of",
     "list_studies",
     "load",
+    "metric_name",
     "plot_curves",
     "plot_depth",
+    "read_decision",
     "record_audit",
     "summarize",
 ]

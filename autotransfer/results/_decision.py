@@ -1,4 +1,6 @@
-"""The decision a study ends with: the best trial and the cheapest depth that is as good."""
+"""Reading a study's decision: the engine's stored choice (``StudyInfo.decision``) and the
+tables shown beside it (by freeze depth, by backbone). The rule itself is the engine's
+(``autotransfer.search._decision``); nothing here recomputes it."""
 
 from __future__ import annotations
 
@@ -10,21 +12,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotransfer import record
 
-DEFAULT_TOLERANCE = 0.005  # half a point of accuracy
-
 
 @dataclass(frozen=True)
 class DepthRow:
     """All trials at one freeze depth (of one backbone, when the study searches several):
-    counts and the best finished accuracy."""
+    counts and the best finished score of the study's metric."""
 
     depth: int
     trials: int
     complete: int
     pruned: int
     failed: int
-    best_accuracy: float | None  # over COMPLETE trials: pruned ones did not get the full budget
-    best_seen: float | None  # best intermediate accuracy, pruned trials included
+    best_score: float | None  # over COMPLETE trials: pruned ones did not get the full budget
+    best_seen: float | None  # best intermediate score, pruned trials included
     backbone: str | None = None  # set when the study searches the backbone
 
 
@@ -35,7 +35,7 @@ class BackboneRow:
     backbone: str
     trials: int
     complete: int
-    best_accuracy: float | None
+    best_score: float | None
     best_trial: int | None
     parameters: int | None
     macs: int | None
@@ -45,15 +45,14 @@ class BackboneRow:
 
 @dataclass(frozen=True)
 class Decision:
-    """What a study decided. The ``*_accuracy`` fields (here and in ``DepthRow``) hold the
-    study's metric, ``metric``: accuracy unless the space's objective names another (the
-    names stay for the readers that already use them)."""
+    """What a study decided, as the engine stored it (``search._decision``), with the tables
+    a reader shows beside it. Scores are the study's metric, ``metric``."""
 
     best_trial: int
-    best_accuracy: float
+    best_score: float
     chosen_trial: int
     chosen_depth: int
-    chosen_accuracy: float
+    chosen_score: float
     chosen_params: dict[str, Any]
     chosen_trainable_parameters: int | None
     tolerance: float
@@ -65,26 +64,15 @@ class Decision:
     # a study that searches the backbone: the chosen one, and every one's best and cost
     chosen_backbone: str | None = None
     by_backbone: list[BackboneRow] = field(default_factory=list)
+    why: str = ""  # the rule's reason for the chosen trial, in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _accuracy(t: FrozenTrial) -> float:
+def _score(t: FrozenTrial) -> float:
     assert t.values is not None
     return t.values[0]
-
-
-def _known(value: float | None) -> float:
-    return float(value) if value is not None else float("inf")
-
-
-def cost_of(t: FrozenTrial) -> tuple[float, float, float]:
-    """What "cheapest" compares: multiply-adds to run the network once trained (which only
-    differ between backbones), then trainable parameters, then training seconds."""
-    info = record.read_trial(t)
-    macs = (info.inference or {}).get("macs")
-    return _known(macs), _known(info.trainable_parameters), _known(info.train_time_s)
 
 
 def backbone_of(t: FrozenTrial) -> str | None:
@@ -100,14 +88,14 @@ def by_backbone(trials: list[FrozenTrial]) -> list[BackboneRow]:
     for name in names:
         at = [t for t in trials if backbone_of(t) == name]
         done = [t for t in at if t.state == TrialState.COMPLETE and t.values]
-        best = max(done, key=_accuracy, default=None)
+        best = max(done, key=_score, default=None)
         cost = next((i for t in at if (i := record.read_trial(t).inference)), None) or {}
         rows.append(
             BackboneRow(
                 backbone=name,
                 trials=len(at),
                 complete=len(done),
-                best_accuracy=_accuracy(best) if best is not None else None,
+                best_score=_score(best) if best is not None else None,
                 best_trial=best.number if best is not None else None,
                 parameters=cost.get("parameters"),
                 macs=cost.get("macs"),
@@ -133,7 +121,7 @@ def by_depth(trials: list[FrozenTrial]) -> list[DepthRow]:
         at = [t for t in trials if depth_of(t) == depth and (backbone_of(t) or "") == backbone]
         done = [t for t in at if t.state == TrialState.COMPLETE]
         seen = [v for t in at for v in t.intermediate_values.values()]
-        seen += [_accuracy(t) for t in done]
+        seen += [_score(t) for t in done]
         rows.append(
             DepthRow(
                 depth=depth,
@@ -141,7 +129,7 @@ def by_depth(trials: list[FrozenTrial]) -> list[DepthRow]:
                 complete=len(done),
                 pruned=sum(t.state == TrialState.PRUNED for t in at),
                 failed=sum(t.state == TrialState.FAIL for t in at),
-                best_accuracy=max((_accuracy(t) for t in done), default=None),
+                best_score=max((_score(t) for t in done), default=None),
                 best_seen=max(seen, default=None),
                 backbone=backbone or None,
             )
@@ -149,50 +137,53 @@ def by_depth(trials: list[FrozenTrial]) -> list[DepthRow]:
     return rows
 
 
-def choose(
-    trials: list[FrozenTrial], *, tolerance: float = DEFAULT_TOLERANCE
-) -> tuple[FrozenTrial, FrozenTrial] | None:
-    """``(best, chosen)`` among the COMPLETE trials of ``trials`` (see :func:`decide`)."""
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-    if not complete:
-        return None
-    best = max(complete, key=_accuracy)
-    close = [t for t in complete if _accuracy(t) >= _accuracy(best) - tolerance - 1e-12]
-    return best, min(close, key=lambda t: (*cost_of(t), -_accuracy(t), t.number))
-
-
-def decide(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> Decision | None:
-    """Best trial, and the cheapest COMPLETE trial within ``tolerance`` of its accuracy.
-
-    Cheapest means fewest multiply-adds to run (across backbones: the smaller network when
-    it is as accurate), then fewest trainable parameters, then least training time: when a
-    frozen backbone is as accurate as a fine-tuned one, the frozen one is cheaper to train,
-    to store (one shared backbone, many heads) and less likely to have overfit. Returns
-    None while no trial has completed.
-    """
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, but got {tolerance=}.")
-    trials = study.get_trials(deepcopy=False)
-    picked = choose(trials, tolerance=tolerance)
-    if picked is None:
-        return None
-    best, chosen = picked
+def decision_of(
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    *,
+    best_trial: int,
+    chosen_trial: int,
+    tolerance: float,
+    metric: str,
+    why: str,
+) -> Decision:
+    """The decision naming ``best_trial`` and ``chosen_trial``, with the study's tables."""
+    best, chosen = study.trials[best_trial], study.trials[chosen_trial]
     pareto = sorted(t.number for t in study.best_trials) if len(study.directions) > 1 else []
+    info = record.read_trial(chosen)
     return Decision(
         best_trial=best.number,
-        best_accuracy=_accuracy(best),
+        best_score=_score(best),
         chosen_trial=chosen.number,
         chosen_depth=depth_of(chosen) or 0,
-        chosen_accuracy=_accuracy(chosen),
+        chosen_score=_score(chosen),
         chosen_params=dict(chosen.params),
-        chosen_trainable_parameters=record.read_trial(chosen).trainable_parameters,
+        chosen_trainable_parameters=info.trainable_parameters,
         tolerance=tolerance,
         by_depth=by_depth(trials),
         pareto_trials=pareto,
-        metric=metric_name(study),
-        chosen_class_report=record.read_trial(chosen).class_report,
+        metric=metric,
+        chosen_class_report=info.class_report,
         chosen_backbone=backbone_of(chosen),
         by_backbone=by_backbone(trials),
+        why=why,
+    )
+
+
+def read_decision(study: optuna.Study) -> Decision | None:
+    """The decision the engine stored on the study, or None when it stored none (no trial
+    completed yet, or a study from before decisions were stored)."""
+    stored = record.read_study(study).decision
+    if stored is None:
+        return None
+    return decision_of(
+        study,
+        study.get_trials(deepcopy=False),
+        best_trial=stored["best_trial"],
+        chosen_trial=stored["chosen_trial"],
+        tolerance=stored["tolerance"],
+        metric=stored["metric"],
+        why=stored.get("why", ""),
     )
 
 

@@ -72,7 +72,7 @@ def depth_figure(study: optuna.Study, decision: Decision | None = None) -> Figur
         on = f" of {decision.chosen_backbone}" if decision.chosen_backbone else ""
         ax.scatter(
             [decision.chosen_depth],
-            [decision.chosen_accuracy],
+            [decision.chosen_score],
             marker="*",
             s=260,
             color="tab:red",

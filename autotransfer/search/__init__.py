@@ -8,15 +8,16 @@ their contract, ``_backends.py`` how to add one).
 from __future__ import annotations
 
 from autotransfer.search._backends import BACKENDS
+from autotransfer.search._decision import choose, cost_of, decide, record_decision, study_decision
 from autotransfer.search._estimate import Estimate, estimate
 from autotransfer.search._executor import Executor, executor
 from autotransfer.search._export import Exported, export_decision
-from autotransfer.search._prepared import PreparedSearch, Seed, prepare
+from autotransfer.search._prepared import PreparedSearch, SearchPlan, Seed, prepare
 from autotransfer.search._request import SearchOptions, SearchRequest
 from autotransfer.search._run import run_search
 from autotransfer.search._seeding import Seeding, recommend_seeds
-from autotransfer.search._session import WAIT, SearchSession, Ticket, open_study
-from autotransfer.search._trial import EpochReport, TrialCancelled, TrialEnd, trial_config
+from autotransfer.search._session import WAIT, SearchSession, Ticket, Wait, open_study
+from autotransfer.search._trial import EpochReport, TrialCancelled, TrialEnd
 
 __all__ = [
     "BACKENDS",
@@ -27,6 +28,7 @@ __all__ = [
     "Exported",
     "PreparedSearch",
     "SearchOptions",
+    "SearchPlan",
     "SearchRequest",
     "SearchSession",
     "Seed",
@@ -34,12 +36,17 @@ __all__ = [
     "Ticket",
     "TrialCancelled",
     "TrialEnd",
+    "Wait",
+    "choose",
+    "cost_of",
+    "decide",
     "estimate",
     "executor",
     "export_decision",
     "open_study",
     "prepare",
     "recommend_seeds",
+    "record_decision",
     "run_search",
-    "trial_config",
+    "study_decision",
 ]

@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Callable
 from typing import Protocol
 
+from autotransfer.errors import missing_extra
 from autotransfer.search._backends import BACKENDS
 from autotransfer.search._session import SearchSession
 
@@ -44,4 +45,8 @@ def executor(name: str) -> Executor:
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, but got {name!r}.")
     module, _, cls = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise missing_extra(exc, f"the {name} backend") from None
+    return getattr(found, cls)()

@@ -19,7 +19,8 @@ import yaml
 from autotransfer import record
 from autotransfer.backbones import create_backbone
 from autotransfer.finetune import TrialConfig, fit
-from autotransfer.results import Decision, decide
+from autotransfer.results import Decision
+from autotransfer.search._decision import study_decision
 from autotransfer.search._model import fetch_model
 from autotransfer.search._prepared import PreparedSearch
 
@@ -29,13 +30,14 @@ class Exported:
     config_path: Path
     weights_path: Path
     card_path: Path
-    val_accuracy: float
+    val_score: float  # the study's metric, ``metric``, of the exported weights on validation
+    metric: str
     retrained: bool  # False: the search's own weights of the chosen trial
 
 
 def chosen_config(study: optuna.Study, p: PreparedSearch, decision: Decision) -> TrialConfig:
-    """The chosen trial's full training configuration."""
-    return p.trial_config(dict(study.trials[decision.chosen_trial].params))
+    """The chosen trial's full training configuration, as it trained with it."""
+    return p.config_of(study.trials[decision.chosen_trial])
 
 
 def export_decision(
@@ -47,7 +49,7 @@ def export_decision(
     retrain: bool = False,
 ) -> Exported:
     """Write ``best_config.yaml``, ``model.pt`` and a model card (``.md`` and ``.json``)."""
-    decision = decision or decide(study)
+    decision = decision or study_decision(study)
     if decision is None:
         raise RuntimeError(f"Study {study.study_name!r} has no completed trial to export yet.")
     config = chosen_config(study, p, decision)
@@ -67,7 +69,8 @@ def export_decision(
     weights_path = out / "model.pt"
     kept = record.read_study(study).model
     card: dict[str, Any]
-    if not retrain and kept is not None and kept.get("trial") == decision.chosen_trial:
+    retrained = retrain or kept is None or kept.get("trial") != decision.chosen_trial
+    if not retrained:
         fetch_model(study, p.request, weights_path)
         network = create_backbone(
             config.backbone,
@@ -76,26 +79,26 @@ def export_decision(
             input_size=config.input_size,
         )
         info = record.read_trial(study.trials[decision.chosen_trial])
-        accuracy = decision.chosen_accuracy
+        score = decision.chosen_score
         card = {
             "weights_from": f"the search: trial #{decision.chosen_trial}, its best epoch "
             f"({info.best_epoch} of {info.epochs_run})",
             "trainable_parameters": info.trainable_parameters,
-            "val_accuracy": info.best_val_accuracy if info.best_val_accuracy else accuracy,
-            f"val_{decision.metric}": accuracy,
+            "val_accuracy": info.best_val_accuracy if info.best_val_accuracy else score,
+            f"val_{decision.metric}": score,
             "train_time_s": info.train_time_s,
             "val_class_report": info.class_report,
         }
     else:
         result, network = fit(config, p.dataset, keep_best=True)
         torch.save(network.model.state_dict(), weights_path)
-        accuracy = result.best_val_score
+        score = result.best_val_score
         card = {
             "weights_from": "trained again for this export (best epoch)",
             "trainable_parameters": result.trainable_parameters,
             "val_accuracy": result.best_val_accuracy,
-            f"val_{decision.metric}": accuracy,
-            "search_accuracy": decision.chosen_accuracy,
+            f"val_{decision.metric}": score,
+            f"search_{decision.metric}": decision.chosen_score,
             "retrained_final_val_accuracy": result.final_val_accuracy,
             "train_time_s": result.train_time_s,
             "val_class_report": result.class_report,
@@ -133,5 +136,4 @@ def export_decision(
     ]
     card_path.write_text("\n".join(lines) + "\n")
     (out / "model_card.json").write_text(json.dumps(card, indent=2))
-    retrained = card["weights_from"].startswith("trained again")
-    return Exported(config_path, weights_path, card_path, accuracy, retrained)
+    return Exported(config_path, weights_path, card_path, score, decision.metric, retrained)

@@ -21,7 +21,7 @@ import optuna
 from optuna.artifacts import download_artifact, upload_artifact
 
 from autotransfer import record
-from autotransfer.results import decide
+from autotransfer.results import read_decision
 from autotransfer.search._request import SearchRequest
 from autotransfer.storage import artifact_store, artifacts_folder
 
@@ -45,14 +45,13 @@ def staged_weights(request: SearchRequest, study_name: str, number: int) -> Path
     return _staging(request, study_name) / str(number) / MODEL_FILE
 
 
-def keep_chosen(
-    study: optuna.Study, request: SearchRequest, *, tolerance: float
-) -> dict[str, Any] | None:
-    """Upload the chosen trial's staged weights (once), record them on the study and drop
-    the other staged weights; returns the study's ``model`` record."""
+def keep_chosen(study: optuna.Study, request: SearchRequest) -> dict[str, Any] | None:
+    """Upload the staged weights of the trial the engine's stored decision chose (once),
+    record them on the study and drop the other staged weights; returns the study's
+    ``model`` record."""
     if not request.keep_model:
         return None
-    decision = decide(study, tolerance=tolerance)
+    decision = read_decision(study)
     kept = record.read_study(study).model
     if decision is not None and (kept is None or kept.get("trial") != decision.chosen_trial):
         staged = staged_weights(request, study.study_name, decision.chosen_trial)
@@ -70,7 +69,8 @@ def keep_chosen(
                 "trial": chosen.number,
                 "artifact_id": artifact_id,
                 "file": MODEL_FILE,
-                "accuracy": decision.chosen_accuracy,
+                "score": decision.chosen_score,
+                "metric": decision.metric,
             }
             record.write_study(study, model=kept)
         else:

@@ -19,10 +19,10 @@ from optuna.storages import BaseStorage
 from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
 from autotransfer.finetune import TrialConfig
-from autotransfer.search._prepared import prepare
-from autotransfer.search._request import SearchRequest
-from autotransfer.search._session import WAIT, SearchSession, Ticket
+from autotransfer.search._prepared import PreparedSearch, SearchPlan
+from autotransfer.search._session import SearchSession, Ticket, Wait
 from autotransfer.search._trial import EpochReport, TrialCancelled, TrialEnd, this_worker, train
+from autotransfer.storage import error_line
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ Trainer = Callable[..., TrialEnd]
 def heartbeat(storage: BaseStorage, trial_id: int) -> Iterator[None]:
     """Record heartbeats while a trial runs, so a killed worker's trial is detected as stale.
 
+    A beat that fails (the database away for longer than the storage retries, see
+    ``storage.open_storage(retry_s=…)``) logs one line and the next beat tries again: a live
+    trial keeps beating through a database restart.
+
     Duck-typed: Optuna wraps RDB storages in a caching layer that forwards heartbeats.
     """
     get_interval = getattr(storage, "get_heartbeat_interval", None)
@@ -44,11 +48,22 @@ def heartbeat(storage: BaseStorage, trial_id: int) -> Iterator[None]:
     record = storage.record_heartbeat  # type: ignore[attr-defined]
     stop = threading.Event()
 
+    def beat_once() -> None:
+        try:
+            record(trial_id)
+        except Exception as exc:  # never fatal: the thread must live to beat again
+            log.warning(
+                "trial %d: heartbeat not recorded (%s); the next in %d s",
+                trial_id,
+                error_line(exc),
+                interval,
+            )
+
     def beat() -> None:
         while not stop.wait(interval):
-            record(trial_id)
+            beat_once()
 
-    record(trial_id)
+    beat_once()
     thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
     thread.start()
     try:
@@ -115,20 +130,21 @@ def work(
         ticket = session.ask()
         if ticket is None:
             return ran
-        if ticket == WAIT:  # every remaining slot is held by a running trial: wait for it
+        if isinstance(ticket, Wait):  # every remaining slot is held by a running trial: wait for it
             time.sleep(poll_s)
             continue
-        assert isinstance(ticket, Ticket)
         run_ticket(session, ticket, dataset=session.prepared.dataset, cache=cache, trainer=trainer)
         ran += 1
 
 
-def _worker_process(request_json: str, worker_index: int, ready: Any) -> None:
+def _worker_process(plan_json: str, ready: Any) -> None:
     logging.basicConfig(level=logging.WARNING)
-    request = SearchRequest.model_validate_json(request_json)
-    if request.threads:
-        torch.set_num_threads(request.threads)
-    session = SearchSession.open(prepare(request), worker_index=worker_index)
+    plan = SearchPlan.model_validate_json(plan_json)
+    if plan.request.threads:
+        torch.set_num_threads(plan.request.threads)
+    # the plan as the search prepared it, the data loaded here: nothing is prepared again
+    prepared = PreparedSearch(plan, plan.load_dataset())
+    session = SearchSession.open(prepared)  # samples with a seed of its own
     ready.set()
     work(session, cache=cache_for(session))
 
@@ -144,8 +160,9 @@ def _wait_ready(children: list[Any], events: list[Any], timeout_s: float = 300.0
 class OptunaExecutor:
     """``request.workers`` worker processes on this machine, this process being worker 0.
 
-    Worker processes get the prepared request as JSON (the search space included, no pickled
-    data) and load the dataset themselves; each opens its own session on the study.
+    Worker processes get the search plan as JSON (the search space included, no pickled
+    data), load the dataset themselves (checked against the plan's fingerprint) and open
+    their own session on the study; none prepares the search again.
     """
 
     def run(self, session: SearchSession, should_stop: Callable[[], bool]) -> None:
@@ -154,12 +171,13 @@ class OptunaExecutor:
             log.warning("several workers on SQLite serialise on its write lock; use PostgreSQL")
         ctx = mp.get_context("spawn")  # torch and forked threads do not mix
         threads = request.threads or max(1, (os.cpu_count() or 1) // request.workers)
-        child_request = request.model_copy(update={"threads": threads}).model_dump_json()
+        child_request = request.model_copy(update={"threads": threads})
+        child_plan = session.prepared.plan.model_copy(update={"request": child_request})
         events = [ctx.Event() for _ in range(1, request.workers)]
         children = [
             ctx.Process(
                 target=_worker_process,
-                args=(child_request, i, events[i - 1]),
+                args=(child_plan.model_dump_json(), events[i - 1]),
                 name=f"autotransfer-worker-{i}",
             )
             for i in range(1, request.workers)

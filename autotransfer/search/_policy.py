@@ -1,6 +1,6 @@
 """How a search spends its epochs and when it is done, judged by the decision it will report.
 
-The decision (``results.decide``) is the cheapest complete configuration within the
+The decision (``_decision.choose``) is the cheapest complete configuration within the
 tolerance of the best. A trial is worth its remaining epochs only if it could still change
 that decision, and a search is done once trials stop changing it:
 
@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autotransfer import record
-from autotransfer.results import choose, cost_of
+from autotransfer.search._decision import choose, cost_of
 from autotransfer.spec import SearchSpec, optuna_pruner
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -95,11 +95,12 @@ class Settled:
     unchanged: int
     finished: int
 
-    def reason(self) -> str:
-        return (
-            f"settled: the chosen configuration (trial #{self.chosen_trial}) did not change "
-            f"over the last {self.unchanged} of {self.finished} finished trials, and every "
-            f"queued configuration has run"
+    def reason(self) -> record.Stopped:
+        return record.Stopped(
+            record.Stop.SETTLED,
+            f"the chosen configuration (trial #{self.chosen_trial}) did not change over the "
+            f"last {self.unchanged} of {self.finished} finished trials, and every queued "
+            "configuration has run",
         )
 
 
@@ -145,20 +146,23 @@ def run_seconds(trials: list[FrozenTrial]) -> float | None:
     return min(times, default=None)
 
 
-def over_budget(elapsed_s: float, trials: list[FrozenTrial], *, budget_runs: float) -> str | None:
+def over_budget(
+    elapsed_s: float, trials: list[FrozenTrial], *, budget_runs: float
+) -> record.Stopped | None:
     """Why no trial should start: the search has spent ``elapsed_s`` of wall time, and one
     more training run (:func:`run_seconds`) could take it past ``budget_runs`` runs. None
     while no trial has completed or a run still fits."""
     run_s = run_seconds(trials)
     if not run_s or elapsed_s + run_s <= budget_runs * run_s:
         return None
-    return (
-        f"budget: {elapsed_s:.0f} s spent of {budget_runs:g} training runs "
-        f"({budget_runs * run_s:.0f} s at {run_s:.0f} s a run); one more run would not fit"
+    return record.Stopped(
+        record.Stop.BUDGET,
+        f"{elapsed_s:.0f} s spent of {budget_runs:g} training runs "
+        f"({budget_runs * run_s:.0f} s at {run_s:.0f} s a run); one more run would not fit",
     )
 
 
-def failing(trials: list[FrozenTrial], *, limit: int) -> str | None:
+def failing(trials: list[FrozenTrial], *, limit: int) -> record.Stopped | None:
     """Why a search should give up: its last ``limit`` trials to end all failed (an error
     every configuration hits, such as a dataset a worker cannot read); None otherwise.
     Trials a cancel or an ended search failed do not count."""
@@ -166,13 +170,13 @@ def failing(trials: list[FrozenTrial], *, limit: int) -> str | None:
         (t for t in trials if t.state.is_finished() and t.datetime_complete is not None),
         key=lambda t: (t.datetime_complete, t.number),
     )
-    errors = [record.read_trial(t).error or "" for t in ended]
-    real = [
-        (t, e)
-        for t, e in zip(ended, errors, strict=True)
-        if not e.startswith(("TrialCancelled", record.SKIPPED))
-    ]
+    infos = [record.read_trial(t) for t in ended]
+    spared = (record.Outcome.CANCELLED, record.Outcome.SKIPPED)
+    real = [(t, info) for t, info in zip(ended, infos, strict=True) if info.ended not in spared]
     last = real[-limit:]
     if len(last) < limit or any(t.state != TrialState.FAIL for t, _ in last):
         return None
-    return f"failing: the last {limit} trials failed; the last with {last[-1][1][:300]}"
+    error = (last[-1][1].error or "")[:300]
+    return record.Stopped(
+        record.Stop.FAILING, f"the last {limit} trials failed; the last with {error}"
+    )

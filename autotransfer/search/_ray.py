@@ -22,10 +22,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import ray.tune  # noqa: F401  (the 'ray' extra: missing, the backend's lookup says so)
 from optuna.trial import TrialState
 
 from autotransfer import record
 from autotransfer.errors import UserInputError
+from autotransfer.search._prepared import SearchPlan
 from autotransfer.search._request import SearchRequest
 from autotransfer.search._session import SearchSession
 from autotransfer.spec import ray_scheduler
@@ -136,17 +138,21 @@ def _fail_orphans(session: SearchSession, known: set[str]) -> None:
         ray_id = record.read_trial(trial).ray_trial_id
         if ray_id is not None and ray_id not in known:
             session.failed(
-                session.ticket(trial.number), "orphaned: its Ray driver stopped without it"
+                session.ticket(trial.number),
+                "orphaned: its Ray driver stopped without it",
+                outcome=record.Outcome.ORPHANED,
             )
 
 
-def _worker_request(request: SearchRequest) -> str:
-    """The request each trial gets: the search space as values, and a local dataset path
-    made absolute (Tune runs trials in their own folders)."""
+def _worker_plan(plan: SearchPlan) -> str:
+    """The plan each trial gets, as JSON, with a local dataset path made absolute (Tune runs
+    trials in their own folders)."""
+    request = plan.request
     dataset = request.dataset
     if dataset.path is not None and dataset.path.exists():
         dataset = dataset.with_path(dataset.path.resolve())
-    return request.model_copy(update={"dataset": dataset}).model_dump_json()
+    moved = request.model_copy(update={"dataset": dataset})
+    return plan.model_copy(update={"request": moved}).model_dump_json()
 
 
 class RayExecutor:
@@ -175,13 +181,7 @@ class RayExecutor:
         try:
             _check_resources(cpus, request.gpus_per_trial)
             trainable = tune.with_resources(
-                tune.with_parameters(
-                    _trainable(),
-                    request_json=_worker_request(request),
-                    fingerprint=p.dataset.fingerprint,
-                    input_sizes=p.sizes,
-                    cpus=cpus,
-                ),
+                tune.with_parameters(_trainable(), plan_json=_worker_plan(p.plan), cpus=cpus),
                 {"cpu": cpus, "gpu": request.gpus_per_trial},
             )
             _fail_orphans(session, _known_trials(root / name) if resume else set())

@@ -25,7 +25,7 @@ from ray.tune.stopper import Stopper
 
 from autotransfer import record
 from autotransfer.search._ray_trainable import METRIC, TIME_ATTR, WEIGHTS_KEY
-from autotransfer.search._session import WAIT, SearchSession, Ticket
+from autotransfer.search._session import SearchSession, Ticket, Wait
 from autotransfer.search._trial import EpochReport, TrialEnd
 
 _live: dict[str, SearchSession] = {}
@@ -118,9 +118,8 @@ class EngineSearcher(Searcher):
         ticket = session.ask()
         if ticket is None:
             return Searcher.FINISHED
-        if ticket == WAIT:
+        if isinstance(ticket, Wait):
             return None  # every remaining slot is held by a running trial
-        assert isinstance(ticket, Ticket)
         session.annotate(ticket, ray_trial_id=trial_id)
         weights = session.weights_path(ticket)
         return {**ticket.params, **({WEIGHTS_KEY: str(weights)} if weights else {})}

@@ -1,8 +1,9 @@
 """The Ray Tune trainable: one trial on a Ray worker, reported to Tune after every epoch.
 
-A trial gets the prepared request as JSON (a few kilobytes: the search space travels as
-values, so no node reads a file the driver had) and loads the dataset itself, once per
-worker process. Each node reuses frozen-prefix features through its own feature cache.
+A trial gets the search plan as JSON (a few kilobytes: the search space travels as values,
+so no node reads a file the driver had, nor prepares the search again) and loads the dataset
+itself, once per worker process, checked against the plan's fingerprint. Each node reuses
+frozen-prefix features through its own feature cache.
 Trials never touch the Optuna storage: they report epochs (``EpochReport``) and, with the
 last, the trial's end (``TrialEnd``), and the driver's searcher hands both to the engine.
 """
@@ -10,7 +11,6 @@ last, the trial's end (``TrialEnd``), and the driver's searcher hands both to th
 from __future__ import annotations
 
 import functools
-import socket
 import traceback
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,7 @@ import torch
 from autotransfer import record
 from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
-from autotransfer.search._prepared import load_request_dataset, request_trial_config
-from autotransfer.search._request import SearchRequest
+from autotransfer.search._prepared import plan_from_json
 from autotransfer.search._trial import EpochReport, TrialEnd, this_worker, train
 
 METRIC = "val_score"  # what the scheduler compares after each epoch (an EpochReport field)
@@ -32,18 +31,19 @@ WEIGHTS_KEY = "autotransfer_weights_to"
 
 
 @functools.lru_cache(maxsize=2)
-def _dataset(request_json: str) -> TransferDataset:
-    """The study's dataset, loaded once per worker process exactly as ``prepare`` loads it."""
-    return load_request_dataset(SearchRequest.model_validate_json(request_json))
+def _dataset(plan_json: str) -> TransferDataset:
+    """The study's dataset, loaded once per worker process exactly as ``prepare`` loaded it
+    (checked against the plan's fingerprint)."""
+    return plan_from_json(plan_json).load_dataset()
 
 
 @functools.lru_cache(maxsize=2)
-def _feature_cache(request_json: str) -> FeatureCache | None:
+def _feature_cache(plan_json: str) -> FeatureCache | None:
     """This node's frozen-feature cache, one per worker process: ``cache_dir`` when the
     request names one (that path on every node), else the node's default folder
     (``$AUTOTRANSFER_CACHE_DIR`` or ``~/.cache/autotransfer/features``) — never the folder
     beside the driver's storage file, which other nodes may not have."""
-    request = SearchRequest.model_validate_json(request_json)
+    request = plan_from_json(plan_json).request
     return request.feature_cache(request.cache_dir)
 
 
@@ -53,33 +53,19 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def run_trial(
-    config: dict[str, Any],
-    *,
-    request_json: str,
-    fingerprint: str,
-    input_sizes: dict[str, int],
-    cpus: float,
-) -> None:
+def run_trial(config: dict[str, Any], *, plan_json: str, cpus: float) -> None:
     """Train one configuration; ``config`` holds the engine's sampled parameters."""
     from ray import tune
 
-    request = SearchRequest.model_validate_json(request_json)
-    spec = request.resolved_spec()
+    plan = plan_from_json(plan_json)
     params = {key: value for key, value in config.items() if key != WEIGHTS_KEY}
     weights = Path(config[WEIGHTS_KEY]) if WEIGHTS_KEY in config else None
     torch.set_num_threads(max(1, int(cpus)))
     where = record.trial_attrs(worker=this_worker(), ray_node=_node_id())
     last: dict[str, Any] = {**where, METRIC: 0.0, TIME_ATTR: 0}
     try:
-        dataset = _dataset(request_json)
-        if dataset.fingerprint != fingerprint:
-            raise RuntimeError(
-                f"node {socket.gethostname()} sees other data for {request.dataset} "
-                f"(fingerprint {dataset.fingerprint}, the study has {fingerprint}); give every "
-                f"node the same files at the same path"
-            )
-        trial = request_trial_config(request, spec, input_sizes, params)
+        dataset = _dataset(plan_json)
+        trial = plan.trial_config(params)
         reports: list[EpochReport] = []
 
         def report(epoch: EpochReport) -> None:
@@ -90,7 +76,7 @@ def run_trial(
                 last.update(TrialEnd.from_reports(reports).to_dict())
             tune.report(dict(last))
 
-        cache = _feature_cache(request_json)
+        cache = _feature_cache(plan_json)
         end = train(trial, dataset, cache=cache, on_epoch=report, weights_to=weights)
         if TrialEnd.from_dict(last) is None:  # fewer epochs than configured: report the end now
             tune.report({**last, **end.to_dict()})

@@ -37,9 +37,9 @@ def run_search(
 
         "slurm": "autotransfer.search._slurm:SlurmExecutor",
     """
+    backend = executor(request.backend)  # before any work: a missing extra says so now
     p = prepared or prepare(request)
     stop = should_stop or (lambda: False)
-    backend = executor(p.request.backend)
     session = SearchSession.open(p, should_stop=stop)
     if record.read_study(session.study).seeds_enqueued is None:
         if seeds is None:

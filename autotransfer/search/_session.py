@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autotransfer import record
 from autotransfer.errors import UserInputError
 from autotransfer.finetune import TrialConfig
+from autotransfer.search._decision import record_decision
 from autotransfer.search._model import keep_chosen, staged_weights
 from autotransfer.search._policy import failing, over_budget, settled, study_pruner
 from autotransfer.search._prepared import PreparedSearch, Seed
@@ -37,18 +38,25 @@ from autotransfer.spec import (
     optuna_sampler,
     suggest,
 )
-from autotransfer.storage import open_storage, study_lock
+from autotransfer.storage import RIDE_OUT_S, open_storage, study_lock
 
 log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-WAIT: Literal["wait"] = "wait"
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What ``ask`` hands out while every remaining slot is held by a running trial: ask
+    again shortly (a slot frees when a trial ends or its worker's heartbeat goes stale)."""
+
+
+WAIT = Wait()
 STALE = (
     "stale heartbeat: its worker stopped without finishing it (killed, or its machine was "
     "lost); run once more"
 )
 SKIPPED = f"{record.SKIPPED} the search ended before this enqueued configuration ran"
-CANCELLED = "cancelled"
 FAILURES = 10  # trials that fail in a row before a search gives up
 Verdict = Literal["continue", "prune", "cancel"]
 
@@ -81,14 +89,23 @@ def _header(p: PreparedSearch) -> record.StudyInfo:
     )
 
 
-def open_study(p: PreparedSearch, *, worker_index: int = 0) -> optuna.Study:
-    """Create the study, or load it and check it is the same search (not a name clash)."""
+def open_study(p: PreparedSearch) -> optuna.Study:
+    """Create the study, or load it and check it is the same search (not a name clash).
+
+    Every process that opens the study (a search, its worker processes, a second search of
+    the same study joining it, a later run resuming it) is counted under the study lock and
+    samples with the space's seed plus the number that opened it before: the first opener of
+    a fresh study samples exactly as ever (same seed → same trials), and no process repeats
+    another's draws. The storage rides out a database restart (``storage.RIDE_OUT_S``).
+    """
     request = p.request
     storage = open_storage(
         request.storage,
         heartbeat_interval=request.heartbeat_interval,
         grace_period=request.grace_period,
+        retry_s=RIDE_OUT_S,
     )
+    seed = p.spec.budget.seed
     optuna_log = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "Using an existing study…" per worker
     try:
@@ -96,39 +113,50 @@ def open_study(p: PreparedSearch, *, worker_index: int = 0) -> optuna.Study:
             storage=storage,
             study_name=p.study_name,
             directions=optuna_directions(p.spec),
-            sampler=optuna_sampler(p.spec, seed=p.spec.budget.seed + worker_index),
+            sampler=optuna_sampler(p.spec, seed=seed),
             pruner=study_pruner(p.spec),
             load_if_exists=True,
         )
     finally:
         optuna.logging.set_verbosity(optuna_log)
     expected = _header(p)
-    if not study.user_attrs:
-        record.write_study(study, **expected.to_attrs())
-        metric = p.spec.budget.metric
-        multi = p.spec.budget.multi_objective
-        study.set_metric_names([metric, cost_metric(p.spec)] if multi else [metric])
-        return study
-    clash = expected.mismatch(record.read_study(study))
-    if clash is not None:
-        key, stored, wanted = clash
-        raise UserInputError(
-            f"Study {p.study_name!r} in {request.storage} was created with {key}={stored!r}, "
-            f"but this search has {key}={wanted!r}. Resume it with the same settings or pass "
-            f"another --study-name."
-        )
-    record.write_study(study, requested_trials=expected.requested_trials)
+    with study_lock(request.storage, p.study_name):  # one header, and one count per opener
+        attrs = study.user_attrs
+        stored = record.StudyInfo.from_attrs(attrs)
+        if not attrs:
+            record.write_study(study, **expected.to_attrs())
+            metric = p.spec.budget.metric
+            multi = p.spec.budget.multi_objective
+            study.set_metric_names([metric, cost_metric(p.spec)] if multi else [metric])
+        else:
+            clash = expected.mismatch(stored)
+            if clash is not None:
+                key, was, wanted = clash
+                raise UserInputError(
+                    f"Study {p.study_name!r} in {request.storage} was created with "
+                    f"{key}={was!r}, but this search has {key}={wanted!r}. Resume it with the "
+                    f"same settings or pass another --study-name."
+                )
+            record.write_study(study, requested_trials=expected.requested_trials)
+        before = stored.opens or 0
+        record.write_study(study, opens=before + 1)
+    if before:
+        study.sampler = optuna_sampler(p.spec, seed=seed + before)
     return study
 
 
 @dataclass
 class Ticket:
-    """A trial the engine handed out: its Optuna trial and the sampled parameters."""
+    """A trial the engine handed out: its Optuna trial, the sampled parameters and the
+    training configuration built from them once, when it was asked (``invalid`` holds why
+    none could be built; the executor's run then records the trial as failed)."""
 
     trial: optuna.Trial
     params: dict[str, Any]
     reported: set[int] = field(default_factory=set)  # epochs with an intermediate value
     written: dict[str, Any] = field(default_factory=dict)  # attributes already stored
+    config: TrialConfig | None = None
+    invalid: Exception | None = None
 
     @property
     def number(self) -> int:
@@ -154,7 +182,7 @@ class SearchSession:
         self.should_stop = should_stop or (lambda: False)
         timeout = prepared.spec.budget.timeout_s
         self.deadline = time.monotonic() + timeout if timeout else None
-        self.stop_reason: str | None = None
+        self.stop_reason: record.Stopped | None = None
         self.opened = time.monotonic()
         self._tickets: dict[int, Ticket] = {}
 
@@ -163,12 +191,9 @@ class SearchSession:
         cls,
         prepared: PreparedSearch,
         *,
-        worker_index: int = 0,
         should_stop: Callable[[], bool] | None = None,
     ) -> SearchSession:
-        return cls(
-            prepared, open_study(prepared, worker_index=worker_index), should_stop=should_stop
-        )
+        return cls(prepared, open_study(prepared), should_stop=should_stop)
 
     @property
     def spec(self) -> SearchSpec:
@@ -184,39 +209,41 @@ class SearchSession:
         """Enqueue the seeds once per study, marked with their source; they run first.
 
         A resumed study that still has trials to run enqueues again, once, the seeds an
-        earlier run ended without trying (recorded FAIL with ``SKIPPED``).
+        earlier run ended without trying (recorded FAIL with ``SKIPPED``). Checked and done
+        under the study lock: of two processes that open one study at once, one enqueues.
         """
-        if record.read_study(self.study).seeds_enqueued is not None:
-            if self.finished() < self.spec.budget.trials:
-                skipped = [
-                    t
-                    for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                    if record.read_trial(t).error == SKIPPED
-                ]
-                for trial in skipped:
-                    self._retry(trial)
-            return 0
-        for seed in seeds:
-            params = fit_to_space(self.spec, self.prepared.blocks, seed.params)
-            self.study.enqueue_trial(
-                params, user_attrs=record.trial_attrs(source=seed.source), skip_if_exists=True
-            )
-        record.write_study(self.study, seeds_enqueued=len(seeds))
-        return len(seeds)
+        with study_lock(self.prepared.request.storage, self.study.study_name):
+            if record.read_study(self.study).seeds_enqueued is not None:
+                if self.finished() < self.spec.budget.trials:
+                    skipped = [
+                        t
+                        for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                        if record.read_trial(t).ended == record.Outcome.SKIPPED
+                    ]
+                    for trial in skipped:
+                        self._retry(trial)
+                return 0
+            for seed in seeds:
+                params = fit_to_space(self.spec, self.prepared.blocks, seed.params)
+                attrs = record.trial_attrs(source=seed.source)
+                self.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+            record.write_study(self.study, seeds_enqueued=len(seeds))
+            return len(seeds)
 
     def finished(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=FINISHED))
 
-    def _ended(self) -> str | None:
+    def _ended(self) -> record.Stopped | None:
         if self.should_stop():
-            return CANCELLED
+            return record.Stopped(record.Stop.CANCELLED, "asked to stop; run it again to resume")
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            return f"timeout: no trial starts after {self.spec.budget.timeout_s:g} s"
+            timeout = self.spec.budget.timeout_s
+            return record.Stopped(record.Stop.TIMEOUT, f"no trial starts after {timeout:g} s")
         return None
 
     # --- handing out trials ---------------------------------------------------------------
 
-    def ask(self) -> Ticket | Literal["wait"] | None:
+    def ask(self) -> Ticket | Wait | None:
         """The next trial to run, ``WAIT`` while every remaining slot is held by a running
         trial, or ``None`` when the search is done (``stop_reason`` says why).
 
@@ -234,7 +261,9 @@ class SearchSession:
             states = [t.state for t in self.study.get_trials(deepcopy=False)]
             finished = sum(s in FINISHED for s in states)
             if finished >= target:
-                self.stop_reason = f"trials: the {target} requested trials have finished"
+                self.stop_reason = record.Stopped(
+                    record.Stop.TRIALS, f"the {target} requested trials have finished"
+                )
                 return None
             gave_up = failing(self.study.get_trials(deepcopy=False), limit=FAILURES)
             if gave_up is not None:
@@ -251,13 +280,17 @@ class SearchSession:
                 trial = self.study.ask()
         params = suggest(trial, self.spec, self.prepared.blocks)
         ticket = Ticket(trial, params)
+        try:
+            ticket.config = self.prepared.trial_config(params)
+        except Exception as exc:  # an invalid combination: the trial fails, the study goes on
+            ticket.invalid = exc
         self._tickets[trial.number] = ticket
         ticket.written.update(trial.user_attrs)  # an enqueued seed arrives with its source
         if record.TrialInfo.from_attrs(trial.user_attrs).source is None:
             self._write(ticket, source=record.SAMPLER)
         return ticket
 
-    def _settled(self) -> str | None:
+    def _settled(self) -> record.Stopped | None:
         """Why the search is done under ``stop: settled`` (its decision settled, or its run
         budget spent), or None."""
         budget = self.spec.budget
@@ -281,7 +314,7 @@ class SearchSession:
         stale = storage._get_stale_trial_ids(self.study._study_id)  # type: ignore[attr-defined]
         for trial_id in stale:
             with contextlib.suppress(UpdateFinishedTrialError):  # another worker was faster
-                record.write_trial(storage, trial_id, error=STALE)
+                record.write_trial(storage, trial_id, error=STALE, outcome=record.Outcome.STALE)
         with quiet_heartbeat():
             optuna.storages.fail_stale_trials(self.study)
         trials = self.study.get_trials(deepcopy=False)
@@ -290,7 +323,10 @@ class SearchSession:
             return  # finished, running and queued trials fill the budget: it would be skipped
         for trial_id in stale:
             frozen = storage.get_trial(trial_id)
-            if frozen.state == TrialState.FAIL and record.read_trial(frozen).error == STALE:
+            if (
+                frozen.state == TrialState.FAIL
+                and record.read_trial(frozen).ended == record.Outcome.STALE
+            ):
                 self._retry(frozen)
 
     def _retry(self, trial: FrozenTrial) -> None:
@@ -315,10 +351,13 @@ class SearchSession:
         why, keeps the chosen trial's weights (``_model.py``), and fails the enqueued
         configurations it will never run, saying so, so that nothing waits forever in the
         storage or the dashboard."""
-        if self.stop_reason in (None, CANCELLED):
+        stopped = self.stop_reason
+        if stopped is None or stopped.kind == record.Stop.CANCELLED:
             return
-        record.write_study(self.study, stop_reason=self.stop_reason)
-        keep_chosen(self.study, self.prepared.request, tolerance=self.spec.budget.tolerance)
+        record.write_study(self.study, stop_reason=str(stopped), stopped=stopped.kind.value)
+        with study_lock(self.prepared.request.storage, self.study.study_name):
+            record_decision(self.study, tolerance=self.spec.budget.tolerance)
+        keep_chosen(self.study, self.prepared.request)
         score_on_test(self.study, self.prepared)
         with study_lock(self.prepared.request.storage, self.study.study_name):
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
@@ -327,7 +366,7 @@ class SearchSession:
                     trial = self.study.ask()
                 suggest(trial, self.spec, self.prepared.blocks)  # records its parameters
                 ticket = Ticket(trial, dict(trial.params), written=dict(trial.user_attrs))
-                self._write(ticket, error=SKIPPED)
+                self._write(ticket, error=SKIPPED, outcome=record.Outcome.SKIPPED)
                 self._tell(ticket, TrialState.FAIL)
 
     def ticket(self, number: int) -> Ticket:
@@ -354,8 +393,13 @@ class SearchSession:
         return None
 
     def config(self, ticket: Ticket) -> TrialConfig:
-        """The ticket's training configuration (raises for an invalid combination)."""
-        return self.prepared.trial_config(ticket.params)
+        """The ticket's training configuration, built when it was asked (raises for an
+        invalid combination; a ticket of an earlier run of the study builds it now)."""
+        if ticket.invalid is not None:
+            raise ticket.invalid
+        if ticket.config is None:
+            ticket.config = self.prepared.trial_config(ticket.params)
+        return ticket.config
 
     # --- recording ------------------------------------------------------------------------
 
@@ -443,15 +487,28 @@ class SearchSession:
             if self.spec.backbones:
                 cost = self.prepared.inference(self.config(ticket)).latency_ms
             values = [end.best_val_score, cost]
+        self._write(ticket, outcome=record.Outcome.COMPLETE)
         self._tell(ticket, TrialState.COMPLETE, values or end.best_val_score)
+        # only a completed trial can change the decision; under the lock, so that of two
+        # workers finishing at once the later decision is the one stored
+        with study_lock(self.prepared.request.storage, self.study.study_name):
+            record_decision(self.study, tolerance=self.spec.budget.tolerance)
 
     def pruned(self, ticket: Ticket) -> None:
-        """Stopped by the pruner or scheduler; its value is its last epoch's accuracy."""
+        """Stopped by the pruner or scheduler; its value is its last epoch's score."""
+        self._write(ticket, outcome=record.Outcome.PRUNED)
         self._tell(ticket, TrialState.PRUNED)
 
-    def failed(self, ticket: Ticket, error: str, traceback: str | None = None) -> None:
-        """Failed: the error (``Type: message``) and the traceback's tail are recorded."""
-        self._write(ticket, error=error[:2000])
+    def failed(
+        self,
+        ticket: Ticket,
+        error: str,
+        traceback: str | None = None,
+        outcome: record.Outcome = record.Outcome.FAILED,
+    ) -> None:
+        """Failed: the error (``Type: message``), the traceback's tail and the outcome
+        (its own error unless ``outcome`` says otherwise) are recorded."""
+        self._write(ticket, error=error[:2000], outcome=outcome)
         if traceback:
             self._write(ticket, traceback=traceback[-4000:])
         log.warning("trial %d failed: %s", ticket.number, error)
@@ -460,5 +517,7 @@ class SearchSession:
     def cancelled(self, ticket: Ticket, after_epoch: int) -> None:
         """Stopped by a cancel: FAIL, so that a resumed study runs it again."""
         when = f"after epoch {after_epoch}" if after_epoch else "before its first epoch"
-        self._write(ticket, error=f"TrialCancelled: cancelled {when}")
+        self._write(
+            ticket, error=f"TrialCancelled: cancelled {when}", outcome=record.Outcome.CANCELLED
+        )
         self._tell(ticket, TrialState.FAIL)

@@ -58,7 +58,7 @@ def score_on_test(study: optuna.Study, p: PreparedSearch) -> dict[str, Any] | No
         return result
     if test is None:
         return None
-    config = p.trial_config(dict(study.trials[kept["trial"]].params))
+    config = p.config_of(study.trials[kept["trial"]])
     network = create_backbone(
         config.backbone,
         num_classes=len(p.dataset.class_names),

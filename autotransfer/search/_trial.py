@@ -16,7 +16,6 @@ from autotransfer.backbones import Backbone
 from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
 from autotransfer.finetune import EpochMetrics, TrialConfig, TrialResult, fit, ranked
-from autotransfer.spec import SearchSpec
 
 
 class TrialCancelled(Exception):
@@ -27,32 +26,6 @@ class TrialCancelled(Exception):
     def __init__(self, epoch: int) -> None:
         super().__init__(f"cancelled after epoch {epoch}")
         self.epoch = epoch
-
-
-def trial_config(
-    spec: SearchSpec,
-    params: dict[str, Any],
-    *,
-    backbone: str,
-    weights: str,
-    input_size: int,
-    seed: int,
-    device: str,
-) -> TrialConfig:
-    """Fixed values, then sampled ones, then the study's own (backbone, epochs, seed…)."""
-    values: dict[str, Any] = {**spec.fixed, **params}
-    if values.get("lp_ft_epochs") and values.get("freeze_depth", 0) == 0:
-        values["lp_ft_epochs"] = 0  # at depth 0 the whole run already is the linear probe
-    return TrialConfig(
-        **values,
-        metric=spec.budget.metric,
-        backbone=backbone,
-        weights=weights,
-        epochs=spec.budget.max_epochs,
-        input_size=input_size,
-        seed=seed,
-        device=device,
-    )
 
 
 def this_worker() -> str:

@@ -18,10 +18,10 @@ SEARCHABLE = sorted(set(TrialConfig.model_fields) - _NOT_SEARCHABLE)
 _LISTED = 10  # names of a user's that a message lists before it counts the rest
 
 
-def _few(names: list[str]) -> str:
+def _few(names: list[Any]) -> str:
     """``['a', 'b']``, or the first ``_LISTED`` names and how many more (a space with
     thousands of unknown names gets a message of a few lines, not of 200 kB)."""
-    shown = ", ".join(repr(n[:40]) for n in names[:_LISTED])
+    shown = ", ".join(repr(str(n)[:40]) for n in names[:_LISTED])
     more = f", … and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
     return f"[{shown}{more}]"
 

@@ -11,6 +11,7 @@ import sqlalchemy
 from filelock import FileLock
 
 from autotransfer.errors import UserInputError
+from autotransfer.storage._retry import is_transient, ride_out, storage_name
 from autotransfer.storage._url import StorageURL
 
 
@@ -24,6 +25,16 @@ def _lock_engine(url: str) -> sqlalchemy.engine.Engine:
     return sqlalchemy.create_engine(url, pool_size=1, max_overflow=4, pool_pre_ping=True)
 
 
+def _locked(engine: sqlalchemy.engine.Engine, key: dict[str, int]) -> sqlalchemy.Connection:
+    conn = engine.connect()
+    try:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), key)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 @contextlib.contextmanager
 def study_lock(url: str | StorageURL, study_name: str) -> Iterator[None]:
     """Serialise one step across every process of a study.
@@ -31,17 +42,24 @@ def study_lock(url: str | StorageURL, study_name: str) -> Iterator[None]:
     PostgreSQL: a session advisory lock (works across machines). SQLite and journal files:
     a lock file beside the database (all workers share that file system anyway). Other
     databases: a lock file in the working folder, which serialises one machine only.
+    Taking the PostgreSQL lock rides out a server restart (``_retry.ride_out``).
     """
     url = StorageURL.parse(url)
     if url.kind == "postgresql":
         key = {"k": _lock_key(study_name)}
-        with _lock_engine(url.text).connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), key)
+        conn = ride_out(lambda: _locked(_lock_engine(url.text), key), name=storage_name(url.text))
+        try:
+            yield
+        finally:
             try:
-                yield
-            finally:
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), key)
                 conn.commit()
+            except sqlalchemy.exc.DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+                # the server dropped the session (a restart), and its advisory locks with it
+            finally:
+                conn.close()
         return
     if url.in_memory:
         raise UserInputError(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from autotransfer.errors import UserInputError
+from autotransfer.storage._retry import RetryingRDBStorage, StorageUnavailable, is_transient
 from autotransfer.storage._url import StorageURL
 
 
@@ -16,6 +19,7 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     create: bool = True,
+    retry_s: float | None = None,
 ) -> BaseStorage:
     """The Optuna storage at ``url``.
 
@@ -23,6 +27,11 @@ def open_storage(
     worker are failed after ``grace_period`` seconds and their slots freed. ``create=False``
     (every command that only reads) refuses a SQLite or journal file that does not exist
     instead of creating an empty one at a mistyped path.
+
+    ``retry_s`` (a running search): every call on a database server that went away (a
+    restart) is retried with back-off for up to that long (``_retry.RetryingRDBStorage``);
+    by default a call fails at once. A database that does not answer when opened raises
+    :class:`StorageUnavailable` (a ``UserInputError``: the CLI prints it on one line).
     """
     url = StorageURL.parse(url)
     if not create and url.path is not None and not url.path.exists():
@@ -39,17 +48,21 @@ def open_storage(
         # several processes on one SQLite file wait for the write lock instead of failing
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
+        # a pooled connection that a server restart dropped is replaced, not used and failed
         engine_kwargs["pool_pre_ping"] = True
+    kwargs: dict[str, Any] = {
+        "engine_kwargs": engine_kwargs,
+        "heartbeat_interval": heartbeat_interval,
+        "grace_period": grace_period,
+    }
     try:
-        return RDBStorage(
-            url.text,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-        )
+        if retry_s and url.kind != "sqlite":  # a file does not restart; its lock waits above
+            return RetryingRDBStorage(url.text, retry_s=retry_s, **kwargs)
+        return RDBStorage(url.text, **kwargs)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserInputError(
+        error = StorageUnavailable if is_transient(exc) else UserInputError
+        raise error(
             f"Cannot open storage {url}: {reason}. Check that the database exists and answers "
             f"(for PostgreSQL: `psql '{url.text.replace('+psycopg', '')}'`)."
         ) from None
