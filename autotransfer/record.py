@@ -25,6 +25,8 @@ from optuna.trial import FrozenTrial
 
 RECOMMENDER = "recommender"  # the source of an enqueued seed
 SAMPLER = "sampler"  # the source of a configuration the study's sampler drew
+PROCEDURE = "procedure"  # a configuration the search's procedure asked for (search/_climb.py)
+USER = "user"  # the first configuration, given by the user (--start)
 # how the ``error`` of an enqueued configuration that an ended search never ran begins
 SKIPPED = "skipped:"
 
@@ -109,6 +111,9 @@ class StudyInfo:
     requested_trials: int | None = None
     # written once the first time the study is seeded (0 when it had no seeds)
     seeds_enqueued: int | None = None
+    # where the search's procedure starts (search/_climb.py): {"params": {...}, "source":
+    # "recommender" or "user"}; None for a study that samples from its first trial
+    start: dict[str, Any] | None = None
     # how many processes have opened the study (a search, its worker processes, a search
     # joining it, each resume); each samples with the space's seed plus the count before it
     opens: int | None = None
@@ -170,6 +175,8 @@ class TrialInfo:
     # where the configuration came from: RECOMMENDER (an enqueued seed) or SAMPLER; a retried
     # trial keeps its original's source
     source: str | None = None
+    # the procedure's step that asked for it: "baseline", "start", "climb" or "refine"
+    step: str | None = None
     backbone: str | None = None
     weights: str | None = None
     freeze_depth: int | None = None
@@ -246,6 +253,7 @@ TRIAL_FIELDS = tuple(f.name for f in dataclasses.fields(TrialInfo))
 # what a reviewer sees of a trial in the API (the traceback and Ray ids stay in the storage)
 TRIAL_SHOWN = (
     "source",
+    "step",
     "backbone",
     "freeze_depth",
     "inference",

@@ -27,7 +27,7 @@ from oracle import best_cell, load_oracle  # type: ignore[import-not-found]
 from autotransfer.cache import make_cache
 from autotransfer.finetune import train_trial
 from autotransfer.search import SearchRequest, prepare, recommend_seeds
-from autotransfer.spec import fit_to_space
+from autotransfer.space import fit_to_space
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 TARGET_POINTS = 0.01

@@ -40,7 +40,7 @@ from _tasks import BACKBONE, INPUT_SIZE  # type: ignore[import-not-found]
 from autotransfer.data import load_dataset
 from autotransfer.record import read_study
 from autotransfer.search import SearchRequest, run_search, study_decision
-from autotransfer.spec import load_spec
+from autotransfer.space import load_spec
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 COUNTS = tuple(round(500 * (10 / 500) ** (c / 9)) for c in range(10))

@@ -39,7 +39,7 @@ from autotransfer.cache import make_cache
 from autotransfer.finetune import train_trial
 from autotransfer.record import read_study
 from autotransfer.search import SearchRequest, prepare, recommend_seeds, run_search, study_decision
-from autotransfer.spec import fit_to_space
+from autotransfer.space import fit_to_space
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")

@@ -51,8 +51,8 @@ from autotransfer.cache import make_cache
 from autotransfer.finetune import TrialConfig, train_trial
 from autotransfer.record import read_study
 from autotransfer.search import SearchPlan, SearchRequest, prepare, run_search, study_decision
-from autotransfer.spec import load_spec, suggest
-from autotransfer.spec._budget import HyperbandPruner, NoPruner
+from autotransfer.space import load_spec, suggest
+from autotransfer.space._budget import HyperbandPruner, NoPruner
 
 TARGET_POINTS = 0.01
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"

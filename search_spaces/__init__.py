@@ -1,1 +1,1 @@
-"""Packaged search spaces: the YAML files beside this module (see autotransfer.spec)."""
+"""Packaged search spaces: the YAML files beside this module (see autotransfer.space)."""

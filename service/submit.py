@@ -6,7 +6,7 @@ from typing import Any
 
 from autotransfer.backbones import list_backbones
 from autotransfer.search import SearchRequest
-from autotransfer.spec import SearchSpec, SpecError, load_spec, packaged_specs, parse_spec
+from autotransfer.space import SearchSpec, SpecError, load_spec, packaged_specs, parse_spec
 from service.datarefs import RefError, check_dataset, check_weights
 from service.schemas import StudyCreate
 from service.settings import Settings

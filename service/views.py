@@ -102,7 +102,7 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
     )
 
 
-def chosen_config(study: optuna.Study) -> dict[str, Any] | None:
+def trained_config(study: optuna.Study) -> dict[str, Any] | None:
     """The chosen trial's whole training configuration, as that trial stored it when it
     started (what ``--export`` writes as best_config.yaml): never rebuilt here. None before a
     trial completed."""

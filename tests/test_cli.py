@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -76,6 +77,49 @@ def test_bad_flags_end_with_a_named_error(args: list[str], expected: str) -> Non
     assert code == 2, output
     assert "error:" in output and expected in " ".join(output.split()), output
     assert "Traceback" not in output
+
+
+# TrialConfig fields that `train` takes in its own way: the input size is optional there
+# (suggested from the data's resolution when left out)
+TRAIN_HANDLES_ITSELF = {"input_size": "--input-size"}
+
+
+def test_train_has_a_flag_for_every_trial_config_field() -> None:
+    from autotransfer.cli._train import HELPS, train_cmd
+    from autotransfer.finetune import TrialConfig
+
+    code, output = run("train", "--help")
+    assert code == 0, output
+    shown = {token.rstrip(",") for token in output.split()}
+    params = inspect.signature(train_cmd).parameters
+    for name, field in TrialConfig.model_fields.items():
+        flag = TRAIN_HANDLES_ITSELF.get(name, f"--{name.replace('_', '-')}")
+        assert name in params and flag in shown, f"train has no {flag} for {name}"
+        option = params[name].annotation.__metadata__[0]
+        assert option.help, f"{flag} has no help"
+        if name not in TRAIN_HANDLES_ITSELF:
+            assert option.help == HELPS.get(name, field.description), name
+            assert params[name].default == field.default, name
+    for kept in ("--lr", "-k", "-d", "-b", "--json", "--threads", "--cache", "--cache-dir"):
+        assert kept in shown, kept
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--base-lr"])
+def test_a_bad_trial_value_is_one_line_naming_the_flag(flag: str) -> None:
+    code, output = run("train", "--max-train", "50", flag, "-1")
+    assert code == 2, output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --base-lr=-1.0:"), output
+
+
+def test_zero_bn_momentum_keeps_the_models_own() -> None:
+    common = ["train", "--max-train", "60", "--max-val", "30", "--epochs", "1", "--input-size"]
+    common += ["32", "--threads", "1", "--no-cache", "--json", "--seed", "3"]
+    code, output = run(*common, "--bn-momentum", "0", "-k", "1", "--lr", "0.02")
+    assert code == 0, output
+    config = json.loads(output[output.index("{") :])["config"]
+    assert config["bn_momentum"] is None
+    assert (config["base_lr"], config["freeze_depth"], config["seed"]) == (0.02, 1, 3)
 
 
 def test_empty_class_folder(tmp_path: Path) -> None:

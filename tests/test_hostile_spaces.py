@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autotransfer.cli import app
-from autotransfer.spec import SpecError, parse_spec
+from autotransfer.space import SpecError, parse_spec
 
 runner = CliRunner()
 
@@ -98,7 +98,7 @@ def test_an_inline_spec_nested_too_deep_is_refused() -> None:
 
 
 def test_a_file_too_large_is_refused_before_it_is_read(tmp_path: Path) -> None:
-    from autotransfer.spec import load_spec
+    from autotransfer.space import load_spec
 
     path = tmp_path / "big.yaml"
     path.write_text("name: big\n" + "# padding\n" * 10_000)

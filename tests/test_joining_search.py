@@ -33,6 +33,7 @@ def _request(storage: str) -> SearchRequest:
         storage=storage,
         study_name="joined",
         device="cpu",
+        policy="sample",  # seeds then sampler: what a joining process must not repeat
     )
 
 

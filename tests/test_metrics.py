@@ -21,7 +21,7 @@ from autotransfer.finetune import (
     score,
     train_trial,
 )
-from autotransfer.spec import parse_spec
+from autotransfer.space import parse_spec
 
 # fixed predictions on a skewed three-class task: 6 / 3 / 1 images
 LABELS = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2])

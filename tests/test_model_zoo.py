@@ -13,7 +13,7 @@ from autotransfer import record
 from autotransfer.backbones import num_blocks
 from autotransfer.cache import FeatureKey
 from autotransfer.search import SearchRequest, decide, prepare, recommend_seeds
-from autotransfer.spec import (
+from autotransfer.space import (
     SpecError,
     fit_to_space,
     load_spec,
@@ -208,7 +208,7 @@ def test_studies_show_has_the_backbone_tables(tmp_path) -> None:  # type: ignore
 
 
 def test_across_backbones_the_pareto_cost_is_running_time() -> None:
-    from autotransfer.search._session import cost_metric
+    from autotransfer.search._store import cost_metric
 
     assert cost_metric(load_spec("model_zoo")) == "latency_ms"
     assert cost_metric(load_spec("default")) == "train_time_s"

@@ -30,7 +30,7 @@ from autotransfer import record
 from autotransfer.errors import UserInputError
 from autotransfer.record import Outcome, read_study, read_trial
 from autotransfer.search import SearchRequest, SearchSession, prepare, run_search
-from autotransfer.spec import (
+from autotransfer.space import (
     load_spec,
     optuna_distributions,
     packaged_specs,

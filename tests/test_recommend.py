@@ -25,7 +25,7 @@ from autotransfer.recommend import (
     Recommendation,
     RuleInputs,
     Thresholds,
-    decide,
+    match_rule,
     measure_signals,
     recommend,
     similarity,
@@ -34,7 +34,7 @@ from autotransfer.recommend import (
 from autotransfer.record import read_study, read_trial
 from autotransfer.results import audit_recommendation
 from autotransfer.search import SearchRequest, prepare, recommend_seeds, run_search
-from autotransfer.spec import fit_to_space, load_spec
+from autotransfer.space import fit_to_space, load_spec
 
 TINY_DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
 # a point well inside each size class: (training images, images in the smallest class)
@@ -65,9 +65,9 @@ def _inputs(size: str, similar: bool, budget: str, blocks: int = 17) -> RuleInpu
 @pytest.mark.parametrize(("size", "similar", "budget"), sorted(EXPECTED))
 def test_every_cell_of_the_table(size: str, similar: bool, budget: str) -> None:
     rule, strategy, k17, k9 = EXPECTED[(size, similar, budget)]
-    outcome = decide(_inputs(size, similar, budget))
+    outcome = match_rule(_inputs(size, similar, budget))
     assert (outcome.rule.name, outcome.rule.strategy, outcome.freeze_depth) == (rule, strategy, k17)
-    assert decide(_inputs(size, similar, budget, blocks=9)).freeze_depth == k9
+    assert match_rule(_inputs(size, similar, budget, blocks=9)).freeze_depth == k9
     assert outcome.size == size and outcome.similar is similar
     if strategy == "lp_ft":
         assert 0 < outcome.lp_ft_epochs < outcome.epochs
@@ -84,7 +84,7 @@ def test_every_cell_of_the_table(size: str, similar: bool, budget: str) -> None:
 
 
 def test_every_row_is_reachable_and_strategies_all_appear() -> None:
-    used = {decide(_inputs(*cell)).rule.name for cell in EXPECTED}
+    used = {match_rule(_inputs(*cell)).rule.name for cell in EXPECTED}
     assert used == {r.name for r in TABLE}
     assert {r.strategy for r in TABLE} == {"feature_extraction", "partial", "full", "lp_ft"}
 
@@ -109,39 +109,39 @@ def test_size_class_boundaries(total: int, per_class: int, expected: str) -> Non
 
 
 def test_similarity_boundary_and_reasons_cite_the_numbers() -> None:
-    below = decide(RuleInputs(1_437, 139, 0.4999, "limited", 17))
-    at = decide(RuleInputs(1_437, 139, 0.5, "limited", 17))
+    below = match_rule(RuleInputs(1_437, 139, 0.4999, "limited", 17))
+    at = match_rule(RuleInputs(1_437, 139, 0.5, "limited", 17))
     assert below.rule.name == "small-different-limited" and at.rule.name == "small-similar-limited"
     text = " | ".join(below.reasons)
     for number in ("1,437", "139", "0.50", "< 5,000", "round(0.7 × 17) = 12", "LR 0.1 ", "×1 "):
         assert number in text, number
-    moved = decide(RuleInputs(1_437, 139, 0.4, "limited", 17), Thresholds(small_total=1_000))
+    moved = match_rule(RuleInputs(1_437, 139, 0.4, "limited", 17), Thresholds(small_total=1_000))
     assert moved.size == "medium"
 
 
 def test_learning_rates_scale_linearly_with_the_batch_size() -> None:
-    at_64 = decide(RuleInputs(1_437, 139, 0.4, "limited", 17))
-    at_32 = decide(RuleInputs(1_437, 139, 0.4, "limited", 17, batch_size=32))
-    at_256 = decide(RuleInputs(20_000, 500, 0.4, "limited", 17, batch_size=256))
+    at_64 = match_rule(RuleInputs(1_437, 139, 0.4, "limited", 17))
+    at_32 = match_rule(RuleInputs(1_437, 139, 0.4, "limited", 17, batch_size=32))
+    at_256 = match_rule(RuleInputs(20_000, 500, 0.4, "limited", 17, batch_size=256))
     assert at_64.base_lr == PRETRAIN_LR and at_32.base_lr == PRETRAIN_LR / 2
     assert at_32.head_lr_mult == at_64.head_lr_mult == 1.0  # the head's LR halves with it
     assert at_32.search_range["base_lr"] == [round(0.05 / 3, 6), 0.15]
     assert "× 32/64 (batch 32" in at_32.reasons[4] and "/64" not in at_64.reasons[4]
     assert at_256.base_lr == pytest.approx(0.12) and at_256.head_lr_mult == pytest.approx(10 / 3)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        decide(RuleInputs(1_437, 139, 0.4, "limited", 17, batch_size=0))
+        match_rule(RuleInputs(1_437, 139, 0.4, "limited", 17, batch_size=0))
 
 
 def test_depth_stays_inside_the_backbone() -> None:
-    assert decide(_inputs("small", False, "limited", blocks=1)).freeze_depth == 1
-    assert decide(_inputs("small", False, "limited", blocks=2)).freeze_depth == 1
-    assert decide(_inputs("large", True, "ample", blocks=2)).freeze_depth == 1
-    assert decide(_inputs("large", False, "ample", blocks=2)).freeze_depth == 2
+    assert match_rule(_inputs("small", False, "limited", blocks=1)).freeze_depth == 1
+    assert match_rule(_inputs("small", False, "limited", blocks=2)).freeze_depth == 1
+    assert match_rule(_inputs("large", True, "ample", blocks=2)).freeze_depth == 1
+    assert match_rule(_inputs("large", False, "ample", blocks=2)).freeze_depth == 2
 
 
 def test_bad_budget_is_refused_with_the_value_and_the_fix() -> None:
     with pytest.raises(UserInputError, match=r"budget='lots'.*'limited'"):
-        decide(RuleInputs(1_000, 100, 0.5, "lots", 17))  # type: ignore[arg-type]
+        match_rule(RuleInputs(1_000, 100, 0.5, "lots", 17))  # type: ignore[arg-type]
 
 
 def _rec(k: int, blocks: int = 17, lp_ft: int = 0) -> Recommendation:
@@ -315,24 +315,25 @@ def test_search_runs_the_recommenders_seeds_first_and_stores_the_audit(tmp_path:
     # small_data trains at batch 32: the recommended rates are scaled to it
     assert rec["batch_size"] == load_spec("small_data").fixed["batch_size"] == 32
     assert any("× 32/64" in reason for reason in rec["reasons"])
-    assert [read_trial(t).source for t in trials] == ["recommender", "recommender"]
-    # the seeds in order, each fitted to the space (small_data trains at most 13 of 17 blocks),
-    # those that coincide once fitted kept once
-    fitted: list[dict[str, object]] = []
-    for seed in rec["seeds"]:
-        point = fit_to_space(load_spec("small_data"), 17, seed)
-        if point not in fitted:
-            fitted.append(point)
-    for trial, point in zip(trials, fitted, strict=False):
-        assert {name: trial.params[name] for name in point} == point
-        # what the recommender leaves open takes the trainer's defaults, not random draws
+    # small_data runs the procedure: the recommendation is its start and runs first, then
+    # the feature-extraction baseline the procedure asks for at the same learning rate
+    assert [read_trial(t).source for t in trials] == ["recommender", "procedure"]
+    assert [read_trial(t).step for t in trials] == ["start", "baseline"]
+    # fitted to the space (small_data trains at most 13 of 17 blocks)
+    point = fit_to_space(load_spec("small_data"), 17, rec["seeds"][0])
+    assert {name: trials[0].params[name] for name in point} == point
+    # what the recommender leaves open takes the trainer's defaults, not random draws
+    for trial in trials:
         assert trial.params["layer_decay"] == 1.0 and trial.params["dropout"] == 0.0
         assert trial.params["label_smoothing"] == 0.0 and trial.params["augment"] is False
         assert trial.params["l2sp"] == 1e-4  # the default 0 clipped into [1e-4, 0.1]
     assert trials[0].params["freeze_depth"] == min(rec["freeze_depth"], 13)
-    seeded = [t for t in study.get_trials() if read_trial(t).source == "recommender"]
-    # seeds that coincide once fitted to the space are enqueued once
-    assert 2 <= (read_study(study).seeds_enqueued or 0) == len(seeded) <= len(rec["seeds"])
+    assert trials[1].params["freeze_depth"] == 0
+    assert trials[1].params["base_lr"] == trials[0].params["base_lr"]
+    start = read_study(study).start
+    assert start is not None and start["params"] == trials[0].params
+    # under the procedure only the recommendation is enqueued: it asks for the rest itself
+    assert read_study(study).seeds_enqueued == 1
     audit = read_study(study).recommendation_audit
     assert audit is not None
     assert audit["recommended_trial"] == 0 and audit["of"] == 2 and audit["rank"] in (1, 2)

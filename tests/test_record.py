@@ -31,6 +31,7 @@ STUDY_NAMES = (
     "stopped",
     "decision",
     "opens",
+    "start",
     "model",
 )
 TRIAL_NAMES = (
@@ -44,6 +45,7 @@ TRIAL_NAMES = (
     "worker",
     "inference",
     "config",
+    "step",
     "epochs_run",
     "train_time_s",
     "trainable_parameters",

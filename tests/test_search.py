@@ -29,7 +29,7 @@ from autotransfer.search import (
 )
 from autotransfer.search._optuna import work
 from autotransfer.search._policy import study_pruner
-from autotransfer.spec import load_spec, optuna_pruner, optuna_sampler, parse_spec, suggest
+from autotransfer.space import load_spec, optuna_pruner, optuna_sampler, parse_spec, suggest
 from autotransfer.storage import open_storage as make_storage
 
 TINY_DATA = "synthetic:classes=3,per_class=24,size=16,difficulty=0.2,shift=0.0"
@@ -160,6 +160,7 @@ def test_real_search_runs_seeds_first_and_records_trials(tmp_path: Path) -> None
         storage=f"sqlite:///{tmp_path}/real.db",
         study_name="real",
         device="cpu",
+        policy="sample",  # the seeds, then the sampler (tests/test_climb.py: the procedure)
     )
     seeds = [Seed({"freeze_depth": 0, "base_lr": 0.05}), Seed({"freeze_depth": 2, "base_lr": 0.02})]
     study = run_search(request, seeds=seeds)

@@ -17,6 +17,7 @@ import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from autotransfer.finetune import TrialConfig
 from autotransfer.search import SearchOptions
 
 if TYPE_CHECKING:
@@ -24,14 +25,11 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 OnCorrupt = Literal["skip", "error"]
-Optimizer = Literal["sgd", "adamw"]
-Weighting = Literal["none", "sqrt_inverse", "inverse"]
-MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auroc", "auroc_ovr"]
 # the command line's choice options by field: advice the library words as a Python keyword
 # with one of these values is reworded as the flag (see user_errors)
 CHOICES: dict[str, tuple[str, ...]] = {
     "on_corrupt": get_args(OnCorrupt),
-    "optimizer": get_args(Optimizer),
+    "optimizer": get_args(TrialConfig.model_fields["optimizer"].annotation),
 }
 _TEXT = (str, int, float, bool, Path)
 
@@ -46,6 +44,7 @@ WeightsOpt = Annotated[str, typer.Option(help=_describe("weights"))]
 OnCorruptOpt = Annotated[OnCorrupt, typer.Option(help=_describe("on_corrupt"))]
 ValFractionOpt = Annotated[float, typer.Option(help=_describe("val_fraction"))]
 MaxTrainOpt = Annotated[int | None, typer.Option(help=_describe("max_train"))]
+MaxValOpt = Annotated[int | None, typer.Option(help=_describe("max_val"))]
 InputSizeOpt = Annotated[int | None, typer.Option(help=_describe("input_size"))]
 ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads (default: all cores)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")]
@@ -119,17 +118,19 @@ def model_options(
     *,
     exclude: Iterable[str] = (),
     flags: Mapping[str, Sequence[str]] | None = None,
+    helps: Mapping[str, str] | None = None,
 ) -> list[inspect.Parameter]:
     """One keyword parameter per field of ``model``, for a Typer command's signature.
 
     Each field becomes ``--name-with-dashes`` (``flags`` gives other spellings, e.g.
     ``{"timeout_s": ["--timeout"]}``), with the field's default and its description as the
-    help; a ``bool`` becomes ``--x/--no-x``, a ``Literal`` a choice, ``X | None`` an optional
-    ``X``. Values are only converted here; the model checks them when the command builds it,
-    so its error names the flag through :func:`autotransfer.cli.user_errors`. Fields whose
-    type has no text form (a nested model, a dict) must be excluded.
+    help (``helps`` rewords it where a command gives the field more meaning); a ``bool``
+    becomes ``--x/--no-x``, a ``Literal`` a choice, ``X | None`` an optional ``X``. Values
+    are only converted here; the model checks them when the command builds it, so its error
+    names the flag through :func:`autotransfer.cli.user_errors`. Fields whose type has no
+    text form (a nested model, a dict) must be excluded.
     """
-    flags = flags or {}
+    flags, helps = flags or {}, helps or {}
     skipped = set(exclude)
     params = []
     for name, field in model.model_fields.items():
@@ -143,7 +144,7 @@ def model_options(
             decls = [f"{long}/--no-{long.removeprefix('--')}", *(d for d in decls if d != long)]
         if not field.is_required() and field.get_default() is None:
             kind = kind | None
-        option = typer.Option(*decls, help=field.description or "")
+        option = typer.Option(*decls, help=helps.get(name, field.description or ""))
         annotation = Annotated[kind, option]  # type: ignore[valid-type]
         params.append(
             inspect.Parameter(

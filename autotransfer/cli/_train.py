@@ -1,10 +1,13 @@
-"""``autotransfer backbones``, ``profile`` and ``train``: the registry, a dataset, one run."""
+"""``autotransfer backbones``, ``profile`` and ``train``: the registry, a dataset, one run.
+
+``train`` takes ``TrialConfig``'s fields as its options (see ``model_options``), plus the data
+to train on and how to run and report."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,19 +15,20 @@ from rich.table import Table
 
 from autotransfer.cli._app import console, out, user_errors
 from autotransfer.cli._options import (
-    BackboneOpt,
     DatasetOpt,
     InputSizeOpt,
     JsonOpt,
-    MetricName,
+    MaxTrainOpt,
+    MaxValOpt,
     OnCorruptOpt,
-    Optimizer,
     ThreadsOpt,
     ValFractionOpt,
-    Weighting,
-    WeightsOpt,
     load_data,
+    model_options,
+    option,
+    with_options,
 )
+from autotransfer.finetune import TrialConfig
 
 
 def backbones_cmd() -> None:
@@ -52,118 +56,85 @@ def profile_cmd(
     out.print_json(json.dumps(ds.profile().to_dict()))
 
 
-def train_cmd(
-    dataset: DatasetOpt = "digits",
-    backbone: BackboneOpt = "efficientnet_lite0",
-    weights: WeightsOpt = "DEFAULT",
-    freeze_depth: Annotated[
-        int, typer.Option("--freeze-depth", "-k", help="top k blocks trainable; 0 = head only")
-    ] = 0,
-    epochs: Annotated[int, typer.Option(help="training epochs")] = 6,
-    lr: Annotated[float, typer.Option("--lr", help="base learning rate (top block)")] = 0.01,
-    layer_decay: Annotated[float, typer.Option(help="LR factor per block downwards")] = 1.0,
-    head_lr_mult: Annotated[float, typer.Option(help="the head's LR as a multiple of --lr")] = 1.0,
-    optimizer: Annotated[Optimizer, typer.Option(help="optimizer")] = "sgd",
-    momentum: Annotated[float, typer.Option(help="SGD momentum")] = 0.9,
-    nesterov: Annotated[bool, typer.Option(help="SGD with Nesterov momentum")] = True,
-    weight_decay: Annotated[float, typer.Option(help="weight decay")] = 1e-4,
-    warmup_epochs: Annotated[float, typer.Option(help="linear LR warmup, in epochs")] = 0.0,
-    batch_size: Annotated[int, typer.Option(help="images per step")] = 64,
-    dropout: Annotated[float, typer.Option(help="dropout before the head")] = 0.0,
-    label_smoothing: Annotated[float, typer.Option(help="cross-entropy label smoothing")] = 0.0,
-    l2sp: Annotated[float, typer.Option(help="L2-SP strength towards pretrained weights")] = 0.0,
-    lp_ft_epochs: Annotated[int, typer.Option(help="head-only epochs before unfreezing")] = 0,
-    warm_start: Annotated[
-        bool, typer.Option(help="start the head from a linear probe on the frozen top features")
-    ] = False,
-    freeze_bn_stats: Annotated[
-        bool, typer.Option(help="also fix BatchNorm statistics in trained blocks")
-    ] = False,
-    bn_momentum: Annotated[
-        float, typer.Option(help="BatchNorm running-stat momentum; 0 keeps the model's own")
-    ] = 0.1,
-    augment: Annotated[bool, typer.Option(help="random crops and flips while training")] = False,
-    class_weighting: Annotated[
-        Weighting, typer.Option(help="weight the loss by class: 1/√count, 1/count or not")
-    ] = "none",
-    balanced_sampler: Annotated[
-        bool, typer.Option(help="draw training images so every class is seen equally often")
-    ] = False,
-    metric: Annotated[
-        MetricName, typer.Option(help="the validation metric that picks the best epoch")
-    ] = "accuracy",
-    input_size: InputSizeOpt = None,
-    seed: Annotated[int, typer.Option(help="training and split seed")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
-    amp: Annotated[bool, typer.Option(help="mixed precision on a GPU")] = True,
-    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
-    threads: ThreadsOpt = None,
-    val_fraction: ValFractionOpt = 0.2,
-    max_train: Annotated[int | None, typer.Option(help="keep a stratified subset")] = None,
-    max_val: Annotated[int | None, typer.Option(help="keep a stratified subset")] = None,
-    on_corrupt: OnCorruptOpt = "skip",
-    json_out: JsonOpt = False,
-    cache: Annotated[
-        bool, typer.Option(help="reuse cached frozen-prefix features (not with --augment)")
-    ] = True,
-    cache_dir: Annotated[
-        str | None, typer.Option(help="feature cache folder (default ~/.cache/autotransfer/…)")
-    ] = None,
-) -> None:
+# the flags that are not the field's name with dashes: short forms, and spellings kept from
+# before the options were derived from TrialConfig
+FLAGS = {
+    "backbone": ["--backbone", "-b"],
+    "freeze_depth": ["--freeze-depth", "-k"],
+    "base_lr": ["--base-lr", "--lr"],
+}
+ALIASES = {field: next(f for f in flags if f.startswith("--")) for field, flags in FLAGS.items()}
+# fields the command gives more meaning than the model does
+HELPS = {
+    "bn_momentum": "BatchNorm running-stat momentum; 0 keeps the model's own",
+    "seed": "training seed (initialisation, batch order, augmentation) and split seed",
+}
+NOT_OPTIONS = ("input_size",)  # optional here: suggested from the data's resolution
+
+DATA_OPTIONS = [
+    option("dataset", DatasetOpt, "digits"),
+    option("val_fraction", ValFractionOpt, 0.2),
+    option("max_train", MaxTrainOpt, None),
+    option("max_val", MaxValOpt, None),
+    option("on_corrupt", OnCorruptOpt, "skip"),
+]
+TRIAL_OPTIONS = model_options(TrialConfig, exclude=NOT_OPTIONS, flags=FLAGS, helps=HELPS)
+RUN_OPTIONS = [
+    option("input_size", InputSizeOpt, None),
+    option("threads", ThreadsOpt, None),
+    option(
+        "cache",
+        Annotated[
+            bool, typer.Option(help="reuse cached frozen-prefix features (not with --augment)")
+        ],
+        True,
+    ),
+    option(
+        "cache_dir",
+        Annotated[
+            str | None,
+            typer.Option(help="feature cache folder (default ~/.cache/autotransfer/…)"),
+        ],
+        None,
+    ),
+    option("json_out", JsonOpt, False),
+]
+
+
+@with_options(DATA_OPTIONS, TRIAL_OPTIONS, RUN_OPTIONS)
+def train_cmd(**values: Any) -> None:
     """Train and evaluate one fine-tuning configuration, reporting every epoch."""
     import torch
 
     from autotransfer.backbones import suggest_input_size
     from autotransfer.cache import make_cache
-    from autotransfer.finetune import EpochMetrics, TrialConfig, train_trial
+    from autotransfer.finetune import EpochMetrics, train_trial
+
+    data = {name: values.pop(name) for name in ("dataset", "val_fraction", "on_corrupt")}
+    max_train: int | None = values.pop("max_train")
+    max_val: int | None = values.pop("max_val")
+    input_size: int | None = values.pop("input_size")
+    threads: int | None = values.pop("threads")
+    cache: bool = values.pop("cache")
+    cache_dir: str | None = values.pop("cache_dir")
+    json_out: bool = values.pop("json_out")
+    values["bn_momentum"] = values["bn_momentum"] or None  # 0 on the command line
+    if input_size is not None:
+        values["input_size"] = input_size
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    with user_errors():
-        ds = load_data(
-            dataset,
-            val_fraction=val_fraction,
-            seed=seed,
-            on_corrupt=on_corrupt,
-            max_train=max_train,
-            max_val=max_val,
-        )
+    with user_errors(ALIASES):
+        config = TrialConfig(**values)  # every flag is checked before any data is read
+        ds = load_data(**data, seed=config.seed, max_train=max_train, max_val=max_val)
         profile = ds.profile()
-        size = input_size or suggest_input_size(backbone, profile.median_resolution)
-        config = TrialConfig(
-            backbone=backbone,
-            weights=weights,
-            freeze_depth=freeze_depth,
-            epochs=epochs,
-            base_lr=lr,
-            layer_decay=layer_decay,
-            head_lr_mult=head_lr_mult,
-            optimizer=optimizer,
-            momentum=momentum,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            warmup_epochs=warmup_epochs,
-            batch_size=batch_size,
-            dropout=dropout,
-            label_smoothing=label_smoothing,
-            l2sp=l2sp,
-            lp_ft_epochs=lp_ft_epochs,
-            warm_start=warm_start,
-            freeze_bn_stats=freeze_bn_stats,
-            bn_momentum=bn_momentum or None,
-            augment=augment,
-            class_weighting=class_weighting,
-            balanced_sampler=balanced_sampler,
-            metric=metric,
-            input_size=size,
-            seed=seed,
-            device=device,
-            amp=amp,
-            num_workers=num_workers,
-        )
+        if input_size is None:
+            size = suggest_input_size(config.backbone, profile.median_resolution)
+            config = TrialConfig(**values, input_size=size)
 
     console.print(
         f"{profile.name}: {profile.num_train} train / {profile.num_val} val, "
-        f"{profile.num_classes} classes; {backbone} at {size}×{size}, freeze depth {freeze_depth}",
+        f"{profile.num_classes} classes; {config.backbone} at {config.input_size}×"
+        f"{config.input_size}, freeze depth {config.freeze_depth}",
         highlight=False,
     )
     table = Table("epoch", "phase", "train loss", "train acc", "val loss", "val acc", "time s")
@@ -179,7 +150,7 @@ def train_cmd(
 
         def on_step(epoch: int, step: int, steps: int) -> None:
             progress.update(
-                task, description=f"epoch {epoch}/{epochs}", completed=step, total=steps
+                task, description=f"epoch {epoch}/{config.epochs}", completed=step, total=steps
             )
 
         def report(m: EpochMetrics) -> None:
@@ -193,7 +164,7 @@ def train_cmd(
                 f"{m.elapsed_s:.1f}",
             )
             progress.console.print(
-                f"epoch {m.epoch}/{epochs}: val acc {m.val_accuracy:.4f}, "
+                f"epoch {m.epoch}/{config.epochs}: val acc {m.val_accuracy:.4f}, "
                 f"val loss {m.val_loss:.4f}",
                 highlight=False,
             )
@@ -215,8 +186,8 @@ def train_cmd(
     out.print(
         f"{scored}, "
         f"final {result.final_val_accuracy:.4f}; {result.trainable_parameters:,} of "
-        f"{result.total_parameters:,} parameters trainable ({freeze_depth}/{result.num_blocks} "
-        f"blocks); {result.train_time_s:.1f} s on {result.device}",
+        f"{result.total_parameters:,} parameters trainable ({config.freeze_depth}/"
+        f"{result.num_blocks} blocks); {result.train_time_s:.1f} s on {result.device}",
         highlight=False,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from autotransfer.finetune._config import TrialConfig
 from autotransfer.finetune._device import Precision, resolve_device
 from autotransfer.finetune._feeds import Feed, bypass_reason
-from autotransfer.finetune._imbalance import WEIGHTINGS, class_weights
+from autotransfer.finetune._imbalance import WEIGHTINGS, Weighting, class_weights
 from autotransfer.finetune._metrics import (
     METRICS,
     Metric,
@@ -40,6 +40,7 @@ __all__ = [
     "Scores",
     "TrialConfig",
     "TrialResult",
+    "Weighting",
     "bypass_reason",
     "check_metric",
     "class_report",

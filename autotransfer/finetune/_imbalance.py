@@ -20,10 +20,13 @@ True
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor
 
-WEIGHTINGS = ("none", "inverse", "sqrt_inverse")
+Weighting = Literal["none", "inverse", "sqrt_inverse"]
+WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 
 
 def class_weights(labels: Tensor, num_classes: int, weighting: str) -> Tensor | None:

@@ -1,7 +1,7 @@
 """The rule-based recommender: measured profile and domain similarity to a seed config.
 
->>> from autotransfer.recommend import RuleInputs, decide
->>> outcome = decide(RuleInputs(num_train=1437, samples_per_class_min=142, similarity=0.39,
+>>> from autotransfer.recommend import RuleInputs, match_rule
+>>> outcome = match_rule(RuleInputs(num_train=1437, samples_per_class_min=142, similarity=0.39,
 ...                             budget="limited", num_blocks=17))
 >>> outcome.rule.strategy, outcome.freeze_depth
 ('partial', 12)
@@ -16,14 +16,14 @@ from autotransfer.recommend._rules import (
     PRETRAIN_LR,
     REFERENCE_BATCH,
     TABLE,
-    Budget,
-    Outcome,
+    ComputeBudget,
     Rule,
     RuleInputs,
+    RuleMatch,
     Strategy,
     Thresholds,
     check_budget,
-    decide,
+    match_rule,
     size_class,
 )
 from autotransfer.recommend._signals import DomainSignals, draw_sample, measure_signals
@@ -35,18 +35,18 @@ __all__ = [
     "REFERENCE_BATCH",
     "SIMILAR",
     "TABLE",
-    "Budget",
+    "ComputeBudget",
     "DomainSignals",
-    "Outcome",
     "Recommendation",
     "Rule",
     "RuleBasedRecommender",
     "RuleInputs",
+    "RuleMatch",
     "Strategy",
     "Thresholds",
     "check_budget",
-    "decide",
     "draw_sample",
+    "match_rule",
     "measure_signals",
     "recommend",
     "similarity",

@@ -11,12 +11,12 @@ from autotransfer.recommend._recommendation import Recommendation
 from autotransfer.recommend._rules import (
     REFERENCE_BATCH,
     TABLE,
-    Budget,
+    ComputeBudget,
     Rule,
     RuleInputs,
     Thresholds,
     check_budget,
-    decide,
+    match_rule,
 )
 from autotransfer.recommend._signals import draw_sample, measure_signals
 from autotransfer.recommend._similarity import bn_similarity, similarity
@@ -44,7 +44,7 @@ class RuleBasedRecommender:
         *,
         weights: str = "DEFAULT",
         input_size: int | None = None,
-        budget: Budget = "limited",
+        budget: ComputeBudget = "limited",
         sample_size: int = 256,
         seed: int = 0,
         batch_size: int = REFERENCE_BATCH,
@@ -71,7 +71,7 @@ class RuleBasedRecommender:
             torch.manual_seed(seed)
             signals = measure_signals(net, images, labels, input_size=size, seed=seed)
         score = similarity(signals)
-        outcome = decide(
+        outcome = match_rule(
             RuleInputs(
                 num_train=profile.num_train,
                 samples_per_class_min=profile.samples_per_class_min,

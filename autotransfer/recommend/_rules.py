@@ -4,7 +4,7 @@ Rows follow the practitioners' transfer-learning table (size × similarity to th
 small/similar: train the head; small/different: upper blocks, two thirds as calibrated
 below; medium: upper blocks,
 deeper when different; large/different: full fine-tuning at 1/10 of the pretraining LR).
-``decide`` picks the first row whose conditions match; a row's ``depth`` is a fraction of
+``match_rule`` picks the first row whose conditions match; a row's ``depth`` is a fraction of
 the backbone's blocks, so the same table serves a 9-block ResNet-18 and a 17-block
 EfficientNet-Lite0.
 
@@ -66,9 +66,9 @@ from autotransfer.errors import UserInputError
 from autotransfer.recommend._similarity import SIMILAR
 
 Size = Literal["tiny", "small", "medium", "large"]
-Budget = Literal["limited", "ample"]
+ComputeBudget = Literal["limited", "ample"]
 Strategy = Literal["feature_extraction", "partial", "full", "lp_ft"]
-BUDGETS: tuple[str, ...] = get_args(Budget)
+BUDGETS: tuple[str, ...] = get_args(ComputeBudget)
 SIZES: tuple[str, ...] = get_args(Size)
 
 PRETRAIN_LR = 0.1
@@ -110,14 +110,14 @@ class Rule:
     name: str
     size: Size
     similar: bool | None
-    budget: Budget | None
+    budget: ComputeBudget | None
     strategy: Strategy
     depth: float  # trainable fraction of the blocks, 0 = head only, 1 = everything
     lr_factor: float  # base LR = PRETRAIN_LR × lr_factor
     epochs: int
     practice: str  # the practice the row encodes, quoted in the reasons
 
-    def matches(self, size: Size, similar: bool, budget: Budget) -> bool:
+    def matches(self, size: Size, similar: bool, budget: ComputeBudget) -> bool:
         return (
             self.size == size and self.similar in (None, similar) and self.budget in (None, budget)
         )
@@ -162,13 +162,13 @@ class RuleInputs:
     num_train: int
     samples_per_class_min: int
     similarity: float
-    budget: Budget
+    budget: ComputeBudget
     num_blocks: int
     batch_size: int = REFERENCE_BATCH
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RuleMatch:
     rule: Rule
     size: Size
     similar: bool
@@ -181,7 +181,7 @@ class Outcome:
     reasons: list[str] = field(default_factory=list)
 
 
-def check_budget(budget: str) -> Budget:
+def check_budget(budget: str) -> ComputeBudget:
     if budget not in BUDGETS:
         raise UserInputError(
             f"budget must be one of {', '.join(BUDGETS)}, but got budget={budget!r}; use "
@@ -227,7 +227,9 @@ def _size_reason(x: RuleInputs, size: Size, t: Thresholds) -> str:
     )
 
 
-def decide(x: RuleInputs, t: Thresholds = Thresholds(), table: tuple[Rule, ...] = TABLE) -> Outcome:
+def match_rule(
+    x: RuleInputs, t: Thresholds = Thresholds(), table: tuple[Rule, ...] = TABLE
+) -> RuleMatch:
     """Apply the table to measured inputs; no training, no I/O."""
     budget = check_budget(x.budget)
     if x.num_blocks < 1:
@@ -273,7 +275,7 @@ def decide(x: RuleInputs, t: Thresholds = Thresholds(), table: tuple[Rule, ...] 
         "freeze_depth": [max(0, k - spread), min(x.num_blocks, k + spread)],
         "base_lr": [round(base_lr / 3, 6), round(base_lr * 3, 6)],
     }
-    return Outcome(
+    return RuleMatch(
         rule=rule,
         size=size,
         similar=similar,

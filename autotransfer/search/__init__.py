@@ -16,7 +16,8 @@ from autotransfer.search._prepared import PreparedSearch, SearchPlan, Seed, prep
 from autotransfer.search._request import SearchOptions, SearchRequest
 from autotransfer.search._run import run_search
 from autotransfer.search._seeding import Seeding, recommend_seeds
-from autotransfer.search._session import WAIT, SearchSession, Ticket, Wait, open_study
+from autotransfer.search._session import WAIT, SearchSession, Ticket, Wait
+from autotransfer.search._store import open_study
 from autotransfer.search._trial import EpochReport, TrialCancelled, TrialEnd
 
 __all__ = [

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotransfer import record
 from autotransfer.results import Decision, decision_of, metric_name, read_decision
-from autotransfer.spec import Budget, SearchSpec
+from autotransfer.space import Budget, SearchSpec
 
 
 def _score(t: FrozenTrial) -> float:

@@ -19,7 +19,7 @@ from typing import Any
 from autotransfer.data import TransferDataset, stratified_subset
 from autotransfer.finetune import EpochMetrics, fit
 from autotransfer.search._prepared import PreparedSearch
-from autotransfer.spec import fit_to_space
+from autotransfer.space import fit_to_space
 
 SAMPLE_BATCHES = 3  # training batches in the sample (plus one of validation)
 

@@ -9,8 +9,10 @@ that decision, and a search is done once trials stop changing it:
   the tolerance of the best, nor better than the best by more than the tolerance.
 - ``settled`` says the search is done once nothing is queued (every seed has run) and the
   chosen configuration has not changed over the last ``patience`` finished trials;
-- ``over_budget`` caps what it may spend, in training runs of its cheapest complete trial:
-  no trial starts unless a whole run of it still fits.
+- ``over_budget`` caps what it may spend, in training runs of a fine-tune (the longest
+  complete trial that trained a block, never a linear probe: a probe on cached features costs
+  1/10 to 1/20 of a fine-tune, and a budget counted in probes would end the search before a
+  block is unfrozen): no trial starts unless a whole run still fits.
 
 A first complete trial is needed before anything is pruned: the first trial (the
 recommender's configuration) always runs to its end.
@@ -25,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotransfer import record
 from autotransfer.search._decision import choose, cost_of
-from autotransfer.spec import SearchSpec, optuna_pruner
+from autotransfer.space import SearchSpec, optuna_pruner
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -135,30 +137,48 @@ def study_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
     return optuna_pruner(spec)
 
 
-def run_seconds(trials: list[FrozenTrial]) -> float | None:
-    """The search's unit of cost: the training seconds of its cheapest complete trial (the
-    chosen configuration is one of them, so a run of it takes at least this long)."""
-    times = [
-        seconds
+@dataclass(frozen=True)
+class RunUnit:
+    """The budget's unit: one training run of a fine-tune, as measured on ``trial``."""
+
+    seconds: float
+    trial: int
+
+    def __str__(self) -> str:
+        return f"{self.seconds:.0f} s a run, the longest complete fine-tune (trial #{self.trial})"
+
+
+def run_unit(trials: list[FrozenTrial]) -> RunUnit | None:
+    """The search's unit of cost: the training seconds of its longest complete trial that
+    trained at least one block (freeze depth > 0). None until one has completed: a search
+    that has only probed (freeze depth 0) has not yet measured what its decision costs."""
+    runs = [
+        (info.train_time_s, t.number)
         for t in trials
-        if t.state == TrialState.COMPLETE and (seconds := record.read_trial(t).train_time_s)
+        if t.state == TrialState.COMPLETE
+        and (info := record.read_trial(t)).train_time_s
+        and (info.freeze_depth or 0) > 0
     ]
-    return min(times, default=None)
+    if not runs:
+        return None
+    seconds, number = max(runs)
+    assert seconds is not None
+    return RunUnit(seconds, number)
 
 
 def over_budget(
     elapsed_s: float, trials: list[FrozenTrial], *, budget_runs: float
 ) -> record.Stopped | None:
     """Why no trial should start: the search has spent ``elapsed_s`` of wall time, and one
-    more training run (:func:`run_seconds`) could take it past ``budget_runs`` runs. None
-    while no trial has completed or a run still fits."""
-    run_s = run_seconds(trials)
-    if not run_s or elapsed_s + run_s <= budget_runs * run_s:
+    more training run (:func:`run_unit`) could take it past ``budget_runs`` runs. None
+    while no fine-tune has completed or a run still fits."""
+    unit = run_unit(trials)
+    if unit is None or elapsed_s + unit.seconds <= budget_runs * unit.seconds:
         return None
     return record.Stopped(
         record.Stop.BUDGET,
-        f"{elapsed_s:.0f} s spent of {budget_runs:g} training runs "
-        f"({budget_runs * run_s:.0f} s at {run_s:.0f} s a run); one more run would not fit",
+        f"{elapsed_s:.0f} s spent of {budget_runs:g} fine-tuning runs "
+        f"({budget_runs * unit.seconds:.0f} s at {unit}); one more run would not fit",
     )
 
 

@@ -29,7 +29,7 @@ from autotransfer.backbones import (
 from autotransfer.data import TransferDataset, load_dataset
 from autotransfer.finetune import TrialConfig, check_metric, resolve_device
 from autotransfer.search._request import SearchRequest
-from autotransfer.spec import Blocks, SearchSpec
+from autotransfer.space import Blocks, SearchSpec
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A ``Tuner`` drives the trials; its searcher is a thin adapter over the engine's 
 (``EngineSearcher``), so a Ray study is asked, recorded and reviewed exactly like an Optuna
 one: ``autotransfer studies``, the HTTP API and optuna-dashboard read the same records. The
 decision pruner runs in the engine through its own Tune scheduler (``EngineScheduler``);
-any other pruner of the spec becomes Tune's own scheduler (``autotransfer.spec.ray_scheduler``:
+any other pruner of the spec becomes Tune's own scheduler (``autotransfer.space.ray_scheduler``:
 ASHA, the median stopping rule), which sees the whole cluster's trials. Optuna itself never
 prunes here.
 
@@ -23,14 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import ray.tune  # noqa: F401  (the 'ray' extra: missing, the backend's lookup says so)
-from optuna.trial import TrialState
 
-from autotransfer import record
 from autotransfer.errors import UserInputError
 from autotransfer.search._prepared import SearchPlan
 from autotransfer.search._request import SearchRequest
 from autotransfer.search._session import SearchSession
-from autotransfer.spec import ray_scheduler
+from autotransfer.space import ray_scheduler
 from autotransfer.storage import StorageURL
 
 log = logging.getLogger(__name__)
@@ -134,14 +132,9 @@ def _fail_orphans(session: SearchSession, known: set[str]) -> None:
     stale heartbeat on the Optuna backend, they become FAIL and their slots are freed. One
     Ray driver per study at a time: another driver's live trials would look orphaned too.
     """
-    for trial in session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        ray_id = record.read_trial(trial).ray_trial_id
-        if ray_id is not None and ray_id not in known:
-            session.failed(
-                session.ticket(trial.number),
-                "orphaned: its Ray driver stopped without it",
-                outcome=record.Outcome.ORPHANED,
-            )
+    for number, ray_id in session.ray_trial_ids().items():
+        if ray_id not in known:
+            session.orphaned(session.ticket(number), "orphaned: its Ray driver stopped without it")
 
 
 def _worker_plan(plan: SearchPlan) -> str:
@@ -175,7 +168,7 @@ class RayExecutor:
             return
         root = experiments_root(request.storage)
         name, resume = _experiment(root, p.study_name)
-        record.write_study(session.study, ray_experiment=str(root / name))
+        session.record_experiment(root / name)
         cpus = float(request.threads or 1)
         started = _init_ray(request.ray_address)
         try:
@@ -197,8 +190,7 @@ class RayExecutor:
                 import ray
 
                 ray.shutdown()
-        running = session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if any(record.read_trial(t).ray_trial_id for t in running):  # Tune stopped on Ctrl+C
+        if session.ray_trial_ids():  # Tune stopped on Ctrl+C
             raise KeyboardInterrupt(
                 f"the Ray run was interrupted; run the same search again to resume {root / name}"
             )

@@ -23,10 +23,10 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
-from autotransfer import record
 from autotransfer.search._ray_trainable import METRIC, TIME_ATTR, WEIGHTS_KEY
 from autotransfer.search._session import SearchSession, Ticket, Wait
 from autotransfer.search._trial import EpochReport, TrialEnd
+from autotransfer.search._worker_report import read_report
 
 _live: dict[str, SearchSession] = {}
 
@@ -88,7 +88,7 @@ class EngineScheduler(FIFOScheduler):
 
 def _record_epoch(session: SearchSession, ticket: Ticket, result: dict[str, Any]) -> bool:
     """Hand an epoch's report to the engine; False for a report that carries no epoch."""
-    info = record.TrialInfo.from_attrs(result)
+    info = read_report(result)
     if not result.get(TIME_ATTR) or info.error is not None:
         return False
     session.started(ticket, worker=info.worker, ray_node=info.ray_node)
@@ -139,7 +139,7 @@ class EngineSearcher(Searcher):
         last = {**self._last.pop(trial_id, {}), **(result or {})}
         if ticket is None:
             return
-        failure = record.TrialInfo.from_attrs(last)
+        failure = read_report(last)
         end = TrialEnd.from_dict(last)
         if failure.error is not None or error:
             reason = failure.error or "Ray reported the trial as failed (its worker or node died)"

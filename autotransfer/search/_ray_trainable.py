@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from autotransfer import record
 from autotransfer.cache import FeatureCache
 from autotransfer.data import TransferDataset
 from autotransfer.search._prepared import plan_from_json
 from autotransfer.search._trial import EpochReport, TrialEnd, this_worker, train
+from autotransfer.search._worker_report import failure, where
 
 METRIC = "val_score"  # what the scheduler compares after each epoch (an EpochReport field)
 TIME_ATTR = "epoch"  # the scheduler's unit of progress (an EpochReport field)
@@ -61,8 +61,8 @@ def run_trial(config: dict[str, Any], *, plan_json: str, cpus: float) -> None:
     params = {key: value for key, value in config.items() if key != WEIGHTS_KEY}
     weights = Path(config[WEIGHTS_KEY]) if WEIGHTS_KEY in config else None
     torch.set_num_threads(max(1, int(cpus)))
-    where = record.trial_attrs(worker=this_worker(), ray_node=_node_id())
-    last: dict[str, Any] = {**where, METRIC: 0.0, TIME_ATTR: 0}
+    ran_on = where(this_worker(), _node_id())
+    last: dict[str, Any] = {**ran_on, METRIC: 0.0, TIME_ATTR: 0}
     try:
         dataset = _dataset(plan_json)
         trial = plan.trial_config(params)
@@ -71,7 +71,7 @@ def run_trial(config: dict[str, Any], *, plan_json: str, cpus: float) -> None:
         def report(epoch: EpochReport) -> None:
             nonlocal last
             reports.append(epoch)
-            last = {**where, **epoch.to_dict()}
+            last = {**ran_on, **epoch.to_dict()}
             if epoch.epoch == trial.epochs:  # the last epoch: this report also ends the trial
                 last.update(TrialEnd.from_reports(reports).to_dict())
             tune.report(dict(last))
@@ -82,8 +82,6 @@ def run_trial(config: dict[str, Any], *, plan_json: str, cpus: float) -> None:
             tune.report({**last, **end.to_dict()})
     except Exception as exc:
         # the searcher records this report as the trial's error; raising also shows it in Ray
-        failure = record.trial_attrs(
-            error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
-        )
-        tune.report({**last, **failure})
+        failed = failure(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        tune.report({**last, **failed})
         raise

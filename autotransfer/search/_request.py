@@ -16,11 +16,48 @@ from autotransfer.cache import (
     make_cache,
 )
 from autotransfer.data import DatasetRef
+from autotransfer.finetune import TrialConfig
 from autotransfer.search._backends import BACKENDS
-from autotransfer.spec import SearchSpec, load_spec
+from autotransfer.space import SearchSpec, load_spec
 from autotransfer.storage import DEFAULT_STORAGE, StorageURL
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,200}$"
+
+
+def _number(text: str) -> int | float | bool | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_start(text: str) -> dict[str, Any]:
+    """``freeze_depth=0,base_lr=0.01`` as parameters; names must be trial settings.
+
+    >>> parse_start("freeze_depth=0, base_lr=0.01,optimizer=sgd")
+    {'freeze_depth': 0, 'base_lr': 0.01, 'optimizer': 'sgd'}
+    """
+    known = set(TrialConfig.model_fields) - {"backbone", "weights", "input_size", "device"}
+    params: dict[str, Any] = {}
+    for pair in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = (part.strip() for part in pair.partition("="))
+        if not sep or not name or not value:
+            raise ValueError(
+                f"start must be name=value pairs separated by commas, e.g. "
+                f"freeze_depth=0,base_lr=0.01, but got {pair!r}"
+            )
+        if name not in known:
+            raise ValueError(
+                f"start names {name!r}, which is not a trial setting; use one of "
+                f"{', '.join(sorted(known))}"
+            )
+        params[name] = _number(value)
+    if not params:
+        raise ValueError("start is empty; give e.g. freeze_depth=0,base_lr=0.01")
+    TrialConfig(**{k: v for k, v in params.items() if k != "epochs"})  # values in range
+    return params
 
 
 class SearchOptions(BaseModel):
@@ -84,13 +121,20 @@ class SearchOptions(BaseModel):
         description="settled: stop once the decision is settled (the packaged spaces); "
         "trials: run until --trials have finished; default: the space's",
     )
+    policy: Literal["sample", "procedure"] | None = Field(
+        None,
+        description="procedure: feature extraction, the first configuration, unfreezing from "
+        "the top while it gains, then refinement; sample: the seeds, then the sampler; "
+        "default: the space's (procedure in the packaged single-backbone spaces)",
+    )
     budget_runs: float | None = Field(
         None,
         gt=0,
         le=1000,
         allow_inf_nan=False,
-        description="settled: most wall time to spend, in training runs of the cheapest "
-        "complete trial; default: the space's (2.5 in the packaged spaces)",
+        description="settled: most wall time to spend, in training runs of a fine-tune (the "
+        "longest complete trial with freeze_depth > 0); default: the space's (2.5 in the "
+        "packaged spaces)",
     )
     seed: int | None = Field(
         None,
@@ -115,6 +159,12 @@ class SearchOptions(BaseModel):
         description="square input side (default: from the data's resolution)",
     )
     recommend: bool = Field(True, description="seed the first trials with the recommender")
+    start: str | None = Field(
+        None,
+        max_length=1000,
+        description="the first configuration instead of the recommender's, as "
+        "name=value pairs: freeze_depth=0,base_lr=0.01 (the procedure climbs from it)",
+    )
     cache: bool = Field(
         True,
         description="reuse frozen-prefix features across trials; false trains every epoch "
@@ -126,6 +176,17 @@ class SearchOptions(BaseModel):
         json_schema_extra={"enum": list(BACKENDS)},
     )
     study_name: str | None = Field(None, pattern=_NAME, description="default: data-backbone-space")
+
+    @field_validator("start")
+    @classmethod
+    def _start_pairs(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_start(value)
+        return value
+
+    def start_params(self) -> dict[str, Any] | None:
+        """``start`` as parameters (None when not given)."""
+        return parse_start(self.start) if self.start is not None else None
 
     @field_validator("backend")
     @classmethod
@@ -227,6 +288,7 @@ class SearchRequest(SearchOptions):
                 ("seed", self.seed),
                 ("stop", self.stop),
                 ("budget_runs", self.budget_runs),
+                ("policy", self.policy),
             )
             if value is not None
         }

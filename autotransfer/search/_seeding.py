@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from autotransfer import record
 from autotransfer.finetune import TrialConfig
 from autotransfer.search._prepared import PreparedSearch, Seed
-from autotransfer.spec import SearchSpec, fit_to_space
+from autotransfer.space import SearchSpec, fit_to_space
 
 if TYPE_CHECKING:
     from autotransfer.recommend import Recommendation
@@ -60,7 +60,8 @@ class Seeding:
 def recommend_seeds(p: PreparedSearch) -> Seeding:
     """The seeds a search starts from when the caller gives none.
 
-    With ``request.recommend`` (the default) the rule-based recommender measures the data
+    ``request.start`` (the user's first configuration) replaces the recommender. With
+    ``request.recommend`` (the default) the rule-based recommender measures the data
     against the pretrained backbone, its learning rates scaled to the batch the study trains
     with, and its configuration plus neighbours (k − 1, k + 1, LR ×3, LR ÷3) become the
     seeds, marked ``source="recommender"``; seeds that fall on the same point once fitted to
@@ -73,12 +74,23 @@ def recommend_seeds(p: PreparedSearch) -> Seeding:
     recommendation, the second's, then the top one's neighbours. The other backbones are
     left to the sampler, which draws them only while the stopping rule lets the search go on.
     """
+    start = p.request.start_params()
+    if start is not None:  # the user's first configuration, instead of the recommender's
+        params = complete_seed(p.spec, start)
+        if p.spec.backbones:
+            params.setdefault("backbone", p.backbones[0])
+        return Seeding([Seed(params, source=record.USER)])
     if not p.request.recommend:
         return Seeding([])
     if len(p.backbones) == 1:
         rec = _recommend(p, p.backbones[0])
         named = {"backbone": rec.backbone} if p.spec.backbones else {}  # a one-choice zoo
-        seeds = _fitted(p, [{**complete_seed(p.spec, s), **named} for s in rec.seed_params()])
+        # under the procedure the recommendation is only where it starts: the procedure
+        # asks for the neighbours it needs itself
+        proposed = rec.seed_params()[:1] if p.spec.budget.policy == "procedure" else None
+        seeds = _fitted(
+            p, [{**complete_seed(p.spec, s), **named} for s in proposed or rec.seed_params()]
+        )
         log.info("recommender: %s at k=%d, %d seeds", rec.strategy, rec.freeze_depth, len(seeds))
         return Seeding(seeds, rec.to_dict())
     recs = {b: _recommend(p, b) for b in p.backbones}

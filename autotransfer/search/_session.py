@@ -1,10 +1,12 @@
 """The engine: one process's handle on a study, shared by every executor.
 
-What a search decides and records lives here, once: opening or resuming the study (and
-refusing one that holds another search), enqueueing the seeds once, whether another trial
-may start (finished trials counted under a cross-process lock, the timeout, a cancel), and
-every trial's records from its start to how it ended. Executors (``_executor.Executor``)
-only run the trials it hands out.
+What a search decides and records lives in the engine, once, split by role: the study store
+(``_store.py``: opening, resuming, refusing a study that holds another search), the policy
+(``_policy.py``: which trial is stopped early, when the search is done), the decision
+(``_decision.py``) and the finaliser (``_finalise.py``: what a search leaves behind). This
+module hands out trials (the seeds once, then the sampler's, while the policy allows) and
+records every trial from its start to how it ended. Executors (``_executor.Executor``) only
+run the trials it hands out.
 """
 
 from __future__ import annotations
@@ -12,33 +14,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from autotransfer import record
-from autotransfer.errors import UserInputError
 from autotransfer.finetune import TrialConfig
+from autotransfer.search._climb import Pending, Step, next_step
 from autotransfer.search._decision import record_decision
-from autotransfer.search._model import keep_chosen, staged_weights
-from autotransfer.search._policy import failing, over_budget, settled, study_pruner
+from autotransfer.search._finalise import finalise
+from autotransfer.search._model import staged_weights
+from autotransfer.search._policy import failing, over_budget, settled
 from autotransfer.search._prepared import PreparedSearch, Seed
-from autotransfer.search._test_eval import score_on_test
+from autotransfer.search._store import open_study, quiet_heartbeat
 from autotransfer.search._trial import EpochReport, TrialEnd
-from autotransfer.spec import (
-    SearchSpec,
-    fit_to_space,
-    optuna_directions,
-    optuna_sampler,
-    suggest,
-)
-from autotransfer.storage import RIDE_OUT_S, open_storage, study_lock
+from autotransfer.space import SearchSpec, fit_to_space, optuna_distributions, suggest
+from autotransfer.storage import study_lock
 
 log = logging.getLogger(__name__)
 
@@ -56,93 +53,8 @@ STALE = (
     "stale heartbeat: its worker stopped without finishing it (killed, or its machine was "
     "lost); run once more"
 )
-SKIPPED = f"{record.SKIPPED} the search ended before this enqueued configuration ran"
 FAILURES = 10  # trials that fail in a row before a search gives up
 Verdict = Literal["continue", "prune", "cancel"]
-
-
-@contextlib.contextmanager
-def quiet_heartbeat() -> Iterator[None]:
-    # Optuna warns that heartbeats belong to Study.optimize; executors beat themselves
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-        yield
-
-
-def cost_metric(spec: SearchSpec) -> str:
-    """The second objective of a ``*_and_cost`` space: training seconds, or, for a space that
-    searches the backbone, the chosen network's latency per image (what it costs to run)."""
-    return "latency_ms" if spec.backbones else "train_time_s"
-
-
-def _header(p: PreparedSearch) -> record.StudyInfo:
-    return record.StudyInfo(
-        backbone=p.request.backbone,
-        weights=p.request.weights,
-        dataset=str(p.request.dataset),
-        dataset_fingerprint=p.dataset.fingerprint,
-        num_blocks=p.num_blocks,
-        input_size=p.input_size,
-        space=p.spec.name,
-        spec=p.spec.model_dump(mode="json"),
-        requested_trials=p.spec.budget.trials,
-    )
-
-
-def open_study(p: PreparedSearch) -> optuna.Study:
-    """Create the study, or load it and check it is the same search (not a name clash).
-
-    Every process that opens the study (a search, its worker processes, a second search of
-    the same study joining it, a later run resuming it) is counted under the study lock and
-    samples with the space's seed plus the number that opened it before: the first opener of
-    a fresh study samples exactly as ever (same seed → same trials), and no process repeats
-    another's draws. The storage rides out a database restart (``storage.RIDE_OUT_S``).
-    """
-    request = p.request
-    storage = open_storage(
-        request.storage,
-        heartbeat_interval=request.heartbeat_interval,
-        grace_period=request.grace_period,
-        retry_s=RIDE_OUT_S,
-    )
-    seed = p.spec.budget.seed
-    optuna_log = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "Using an existing study…" per worker
-    try:
-        study = optuna.create_study(
-            storage=storage,
-            study_name=p.study_name,
-            directions=optuna_directions(p.spec),
-            sampler=optuna_sampler(p.spec, seed=seed),
-            pruner=study_pruner(p.spec),
-            load_if_exists=True,
-        )
-    finally:
-        optuna.logging.set_verbosity(optuna_log)
-    expected = _header(p)
-    with study_lock(request.storage, p.study_name):  # one header, and one count per opener
-        attrs = study.user_attrs
-        stored = record.StudyInfo.from_attrs(attrs)
-        if not attrs:
-            record.write_study(study, **expected.to_attrs())
-            metric = p.spec.budget.metric
-            multi = p.spec.budget.multi_objective
-            study.set_metric_names([metric, cost_metric(p.spec)] if multi else [metric])
-        else:
-            clash = expected.mismatch(stored)
-            if clash is not None:
-                key, was, wanted = clash
-                raise UserInputError(
-                    f"Study {p.study_name!r} in {request.storage} was created with "
-                    f"{key}={was!r}, but this search has {key}={wanted!r}. Resume it with the "
-                    f"same settings or pass another --study-name."
-                )
-            record.write_study(study, requested_trials=expected.requested_trials)
-        before = stored.opens or 0
-        record.write_study(study, opens=before + 1)
-    if before:
-        study.sampler = optuna_sampler(p.spec, seed=seed + before)
-    return study
 
 
 @dataclass
@@ -205,8 +117,17 @@ class SearchSession:
 
     # --- the study ------------------------------------------------------------------------
 
+    @property
+    def follows_procedure(self) -> bool:
+        """Whether the search runs the procedure (``budget.policy: procedure``, one backbone)."""
+        return self.spec.budget.policy == "procedure" and not self.spec.backbones
+
     def enqueue_seeds(self, seeds: Sequence[Seed]) -> int:
         """Enqueue the seeds once per study, marked with their source; they run first.
+
+        Under the procedure (:attr:`follows_procedure`) the first seed is also the
+        procedure's start (``StudyInfo.start``, the trial marked ``step="start"``); once the
+        queue is empty the procedure asks for every further trial itself.
 
         A resumed study that still has trials to run enqueues again, once, the seeds an
         earlier run ended without trying (recorded FAIL with ``SKIPPED``). Checked and done
@@ -223,9 +144,13 @@ class SearchSession:
                     for trial in skipped:
                         self._retry(trial)
                 return 0
-            for seed in seeds:
+            for i, seed in enumerate(seeds):
                 params = fit_to_space(self.spec, self.prepared.blocks, seed.params)
                 attrs = record.trial_attrs(source=seed.source)
+                if i == 0 and self.follows_procedure:
+                    start = {"params": params, "source": seed.source}
+                    record.write_study(self.study, start=start)
+                    attrs = record.trial_attrs(source=seed.source, step=Step.START.value)
                 self.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
             record.write_study(self.study, seeds_enqueued=len(seeds))
             return len(seeds)
@@ -276,6 +201,10 @@ class SearchSession:
                     return None
             if finished + states.count(TrialState.RUNNING) >= target:
                 return WAIT
+            if TrialState.WAITING not in states:
+                step = self._procedure_step()
+                if step is not None or self.stop_reason is not None:
+                    return step
             with quiet_heartbeat():
                 trial = self.study.ask()
         params = suggest(trial, self.spec, self.prepared.blocks)
@@ -290,14 +219,69 @@ class SearchSession:
             self._write(ticket, source=record.SAMPLER)
         return ticket
 
+    def _procedure_step(self) -> Wait | None:
+        """Under the procedure: enqueue its next configuration (None: ask it), ``WAIT`` while
+        its next step needs a running trial's result, or ``None`` with ``stop_reason`` set
+        once it is done and the search stops when settled. Called under the study lock."""
+        start = record.read_study(self.study).start if self.follows_procedure else None
+        if start is None:
+            return None
+        params = start["params"]
+        if "freeze_depth" not in params or "base_lr" not in params:
+            return None  # a space that fixes depth or LR: nothing to climb
+        blocks = self.prepared.num_blocks
+        budget = self.spec.budget
+        nxt = next_step(
+            self.study.get_trials(deepcopy=False),
+            start=params,
+            blocks=blocks,
+            tolerance=budget.tolerance,
+            lr_bounds=self._bounds("base_lr"),
+            depth_bounds=self._bounds("freeze_depth"),
+        )
+        if isinstance(nxt, Pending):
+            return WAIT
+        if nxt is None:
+            if budget.stop == "settled":
+                self.stop_reason = record.Stopped(
+                    record.Stop.SETTLED,
+                    "the procedure is done: feature extraction, the first configuration, "
+                    "the climb while unfreezing gained, and refinement around the best",
+                )
+            return None  # under stop: trials the sampler draws the rest
+        fitted = fit_to_space(self.spec, self.prepared.blocks, nxt.params)
+        same = {"freeze_depth": fitted.get("freeze_depth"), "base_lr": fitted.get("base_lr")}
+        if any(same.items() <= t.params.items() for t in self.study.get_trials(deepcopy=False)):
+            # the space moved the proposal onto a tried point (a depth it does not offer):
+            # the sampler draws this trial instead, so the procedure never repeats itself
+            log.info("procedure: %s falls on a tried configuration", nxt.step.value)
+            return None
+        source = start["source"] if nxt.step == Step.START else record.PROCEDURE
+        attrs = record.trial_attrs(source=source, step=nxt.step.value)
+        self.study.enqueue_trial(fitted, user_attrs=attrs)
+        log.info("procedure: %s (%s)", nxt.step.value, nxt.why)
+        return None
+
+    def _bounds(self, name: str) -> Any:
+        """The space's range of ``name``: (low, high), or None where it is not a range."""
+        dist = optuna_distributions(self.spec, self.prepared.blocks).get(name)
+        if isinstance(dist, IntDistribution | FloatDistribution):
+            return (dist.low, dist.high)
+        if isinstance(dist, CategoricalDistribution):
+            numeric = [c for c in dist.choices if isinstance(c, int | float)]
+            return (min(numeric), max(numeric)) if numeric else None
+        return None
+
     def _settled(self) -> record.Stopped | None:
         """Why the search is done under ``stop: settled`` (its decision settled, or its run
         budget spent), or None."""
         budget = self.spec.budget
         trials = self.study.get_trials(deepcopy=False)
-        done = settled(trials, patience=budget.patience, tolerance=budget.tolerance)
-        if done is not None:
-            return done.reason()
+        # under the procedure, the procedure says when the decision is settled
+        if not (self.follows_procedure and record.read_study(self.study).start):
+            done = settled(trials, patience=budget.patience, tolerance=budget.tolerance)
+            if done is not None:
+                return done.reason()
         if budget.budget_runs is None:
             return None
         return over_budget(time.monotonic() - self.opened, trials, budget_runs=budget.budget_runs)
@@ -347,27 +331,9 @@ class SearchSession:
         return staged_weights(self.prepared.request, self.study.study_name, ticket.number)
 
     def close(self) -> None:
-        """After the last trial: a search that ended (not a cancel, which is resumed) records
-        why, keeps the chosen trial's weights (``_model.py``), and fails the enqueued
-        configurations it will never run, saying so, so that nothing waits forever in the
-        storage or the dashboard."""
-        stopped = self.stop_reason
-        if stopped is None or stopped.kind == record.Stop.CANCELLED:
-            return
-        record.write_study(self.study, stop_reason=str(stopped), stopped=stopped.kind.value)
-        with study_lock(self.prepared.request.storage, self.study.study_name):
-            record_decision(self.study, tolerance=self.spec.budget.tolerance)
-        keep_chosen(self.study, self.prepared.request)
-        score_on_test(self.study, self.prepared)
-        with study_lock(self.prepared.request.storage, self.study.study_name):
-            waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            for _ in waiting:
-                with quiet_heartbeat():
-                    trial = self.study.ask()
-                suggest(trial, self.spec, self.prepared.blocks)  # records its parameters
-                ticket = Ticket(trial, dict(trial.params), written=dict(trial.user_attrs))
-                self._write(ticket, error=SKIPPED, outcome=record.Outcome.SKIPPED)
-                self._tell(ticket, TrialState.FAIL)
+        """After the last trial: record why the run ended and what it decided, keep the
+        chosen model (``_finalise.finalise``)."""
+        finalise(self.study, self.prepared, self.stop_reason)
 
     def ticket(self, number: int) -> Ticket:
         """The ticket of trial ``number``, also one asked by an earlier run of this study
@@ -521,3 +487,19 @@ class SearchSession:
             ticket, error=f"TrialCancelled: cancelled {when}", outcome=record.Outcome.CANCELLED
         )
         self._tell(ticket, TrialState.FAIL)
+
+    # --- for the Ray executor (it spells no record name) ----------------------------------
+
+    def record_experiment(self, folder: Path) -> None:
+        """Record the Tune experiment folder the study's trials run in (``ray_experiment``)."""
+        record.write_study(self.study, ray_experiment=str(folder))
+
+    def ray_trial_ids(self) -> dict[int, str]:
+        """The running trials handed to Tune: trial number → ``ray_trial_id``."""
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        ids = {t.number: record.read_trial(t).ray_trial_id for t in running}
+        return {number: ray_id for number, ray_id in ids.items() if ray_id is not None}
+
+    def orphaned(self, ticket: Ticket, error: str) -> None:
+        """Failed because the process that ran it is gone (outcome ``ORPHANED``)."""
+        self.failed(ticket, error, outcome=record.Outcome.ORPHANED)

@@ -12,7 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 from fastapi import APIRouter, HTTPException, status
 
 from autotransfer.backbones import get_family, list_backbones, num_blocks
-from autotransfer.spec import load_spec, packaged_specs
+from autotransfer.space import load_spec, packaged_specs
 from service.deps import ReadKey
 from service.lifecycle import exit_with_parent
 from service.schemas import (

@@ -26,10 +26,10 @@ from service.schemas import (
 from service.submit import validate_study
 from service.views import (
     brief,
-    chosen_config,
     load_study,
     read_storage,
     study_public,
+    trained_config,
     trials_page,
 )
 
@@ -156,7 +156,7 @@ def get_config(job_id: str, session: SessionDep, settings: SettingsDep) -> dict[
     """The chosen trial's whole training configuration (what ``--export`` writes)."""
     job = _job(session, job_id)
     study = load_study(settings.database_url, job.study_name)
-    config = chosen_config(study) if study is not None else None
+    config = trained_config(study) if study is not None else None
     if config is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"study job {job_id} has no completed trial yet"

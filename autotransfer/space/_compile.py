@@ -15,8 +15,8 @@ from optuna.distributions import (
 )
 from optuna.study import StudyDirection
 
-from autotransfer.spec._params import BoolParam, CategoricalParam, DepthParam, FloatParam, IntParam
-from autotransfer.spec._search_spec import SearchSpec
+from autotransfer.space._params import BoolParam, CategoricalParam, DepthParam, FloatParam, IntParam
+from autotransfer.space._search_spec import SearchSpec
 
 if TYPE_CHECKING:  # Ray is imported only by the Ray backend: it is slow to import
     from ray.tune.schedulers import TrialScheduler
@@ -206,14 +206,14 @@ def ray_search_space(spec: SearchSpec, num_blocks: Blocks) -> dict[str, Any]:
                 f"Ray Tune domains cannot express a depth that depends on the backbone, but "
                 f"{varying} of space {spec.name!r} resolve to other blocks for each of "
                 f"{sorted(num_blocks)}. Sample them define-by-run (the Ray backend does, "
-                f"through autotransfer.spec.suggest), or give the depth as blocks: [...]."
+                f"through autotransfer.space.suggest), or give the depth as blocks: [...]."
             )
         num_blocks = next(iter(num_blocks.values()))
     conditional = [name for name, p in spec.parameters.items() if p.when]
     if conditional:
         raise ValueError(
             f"Ray Tune domains cannot express conditions, but parameters {conditional} of space "
-            f"{spec.name!r} have when:. Sample them define-by-run (autotransfer.spec.suggest "
+            f"{spec.name!r} have when:. Sample them define-by-run (autotransfer.space.suggest "
             f"through OptunaSearch), or drop the when: conditions."
         )
     space: dict[str, Any] = {}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from autotransfer.spec._budget import Budget
-from autotransfer.spec._compile import (
+from autotransfer.space._budget import Budget
+from autotransfer.space._compile import (
     Blocks,
     active,
     block_count,
@@ -16,15 +16,15 @@ from autotransfer.spec._compile import (
     ray_search_space,
     suggest,
 )
-from autotransfer.spec._load import SpecError, load_spec, packaged_specs, parse_spec
-from autotransfer.spec._params import (
+from autotransfer.space._load import SpecError, load_spec, packaged_specs, parse_spec
+from autotransfer.space._params import (
     BoolParam,
     CategoricalParam,
     DepthParam,
     FloatParam,
     IntParam,
 )
-from autotransfer.spec._search_spec import SEARCHABLE, SearchSpec
+from autotransfer.space._search_spec import SEARCHABLE, SearchSpec
 
 __all__ = [
     "SEARCHABLE",

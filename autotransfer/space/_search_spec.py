@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autotransfer.backbones import list_backbones
 from autotransfer.finetune import TrialConfig
-from autotransfer.spec._budget import Budget
-from autotransfer.spec._params import CategoricalParam, DepthParam, ParamSpec
+from autotransfer.space._budget import Budget
+from autotransfer.space._params import CategoricalParam, DepthParam, ParamSpec
 
 # Fields a study fixes itself: the data/device are the study's, epochs its budget's. The
 # backbone is the study's unless the space searches it (a categorical over registered names).

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from autotransfer.errors import UserInputError
-from autotransfer.spec._search_spec import SearchSpec
+from autotransfer.space._search_spec import SearchSpec
 
 MAX_BYTES = 64 * 1024  # a search space is a few kB; 64 kB parses in well under a second
 MAX_DEPTH = 50  # nesting levels; a real space has about six

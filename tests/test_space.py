@@ -9,7 +9,7 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
-from autotransfer.spec import (
+from autotransfer.space import (
     SpecError,
     fit_to_space,
     load_spec,
@@ -185,3 +185,17 @@ def test_not_a_mapping_and_unknown_names(tmp_path: Path) -> None:
         load_spec(str(path))
     with pytest.raises(SpecError, match=r"packaged name .*default"):
         load_spec("no_such_space")
+
+
+def test_objectives_are_the_metrics_alone_or_with_cost() -> None:
+    from typing import get_args
+
+    from autotransfer.finetune import METRICS
+    from autotransfer.space import Budget
+    from autotransfer.space._budget import Objective
+
+    assert set(get_args(Objective)) == {*METRICS, *(f"{m}_and_cost" for m in METRICS)}
+    for objective in get_args(Objective):
+        budget = Budget(objective=objective, pruner={"type": "none"})
+        assert budget.metric in METRICS
+        assert budget.multi_objective == objective.endswith("_and_cost")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from autotransfer.finetune import Metric
 
 
 class _Strict(BaseModel):
@@ -32,14 +34,14 @@ class NoPruner(_Strict):
     type: Literal["none"]
 
 
-class DecisionPruner(_Strict):
+class DecisionPrunerSettings(_Strict):
     """Stop a trial once it cannot change the decision (``autotransfer.search``'s engine)."""
 
     type: Literal["decision"]
 
 
 PrunerSpec = Annotated[
-    HyperbandPruner | SuccessiveHalvingPruner | MedianPruner | NoPruner | DecisionPruner,
+    HyperbandPruner | SuccessiveHalvingPruner | MedianPruner | NoPruner | DecisionPrunerSettings,
     Field(discriminator="type"),
 ]
 
@@ -69,6 +71,8 @@ SamplerSpec = Annotated[
 ]
 
 
+# a metric of ``finetune.Metric`` (the one vocabulary), alone or with ``_and_cost`` (a Pareto
+# front that also minimises cost); tests/test_space.py checks the two lists agree
 Objective = Literal[
     "accuracy",
     "balanced_accuracy",
@@ -105,11 +109,19 @@ class Budget(_Strict):
         "decision has not changed over `patience` finished trials (`trials` stays a cap)",
     )
     patience: int = Field(4, ge=1, description="settled: finished trials that must leave it")
+    policy: Literal["sample", "procedure"] = Field(
+        "sample",
+        description="sample: the first configurations (the recommender's seeds) are enqueued, "
+        "the sampler draws the rest; procedure: feature extraction as a baseline, the first "
+        "configuration, then unfreezing from the top while a step gains, then refinement "
+        "(search/_climb.py), the sampler only after the procedure is done",
+    )
     budget_runs: float | None = Field(
         None,
         gt=0,
-        description="settled: start no trial once one more training run (of the cheapest "
-        "complete trial) would take the search's wall time past this many runs; None: no cap",
+        description="settled: start no trial once one more training run would take the "
+        "search's wall time past this many runs; a run is the longest complete fine-tune "
+        "(freeze_depth > 0), never a linear probe; None: no cap",
     )
     tolerance: float = Field(
         0.005, ge=0, le=1, description="accuracy a cheaper choice may give up (0.005: half a point)"
@@ -130,9 +142,9 @@ class Budget(_Strict):
         return self
 
     @property
-    def metric(self) -> str:
+    def metric(self) -> Metric:
         """The validation metric of the objective (``macro_f1`` for ``macro_f1_and_cost``)."""
-        return self.objective.removesuffix("_and_cost")
+        return cast(Metric, self.objective.removesuffix("_and_cost"))
 
     @property
     def multi_objective(self) -> bool:
