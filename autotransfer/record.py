@@ -111,6 +111,10 @@ class StudyInfo:
     requested_trials: int | None = None
     # written once the first time the study is seeded (0 when it had no seeds)
     seeds_enqueued: int | None = None
+    # how the input size was decided (search/_resolution.py): {"chosen", "own", "why",
+    # "probes": [{"input_size", "probe_accuracy", "seconds"}]}; None where the request fixed
+    # it or the space searches the backbone
+    size_decision: dict[str, Any] | None = None
     # where the search's procedure starts (search/_climb.py): {"params": {...}, "source":
     # "recommender" or "user"}; None for a study that samples from its first trial
     start: dict[str, Any] | None = None

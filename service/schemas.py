@@ -140,6 +140,12 @@ class StudyPublic(StudyBrief):
     stop_reason: str | None = Field(
         None, description="why the search stopped, in words (settled, budget, trials, timeout)"
     )
+    input_size: int | None = Field(None, description="the square input side trials train at")
+    size_decision: dict[str, Any] | None = Field(
+        None,
+        description="how the input size was decided: chosen, own (the data's), why, and the "
+        "feature-extraction probe at each candidate size; null where it was fixed",
+    )
     stopped: str | None = Field(
         None,
         description="why the search stopped, as one of settled, budget, trials, timeout, "

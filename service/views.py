@@ -88,6 +88,8 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
         recommendation=info.recommendation,
         recommendation_audit=info.recommendation_audit,
         stop_reason=info.stop_reason,
+        input_size=info.input_size,
+        size_decision=info.size_decision,
         stopped=info.stop.value if info.stop else None,
         model=ModelPublic(
             trial=info.model["trial"],

@@ -262,6 +262,64 @@ def test_the_search_stops_by_itself_once_its_decision_is_settled(
     assert "over the last 2 of 3 finished trials" in (info.stop_reason or "")
 
 
+# --- the procedure as the policy ---------------------------------------------------------------
+
+CLIMBING = {
+    "name": "climbing",
+    "parameters": {
+        "freeze_depth": {"type": "depth", "fraction": [0.0, 0.25]},
+        "base_lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
+    },
+    "fixed": {"optimizer": "sgd", "momentum": 0.9, "batch_size": 16},
+    "budget": {
+        "trials": 12,
+        "max_epochs": 1,
+        "min_epochs": 1,
+        "pruner": {"type": "decision"},
+        "policy": "procedure",
+        "stop": "settled",
+        "sampler": {"type": "random"},
+        "seed": 0,
+    },
+}
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_the_procedure_runs_the_same_way_on_both_backends(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "ray":
+        request.getfixturevalue("ray_session")
+    space = tmp_path / "climbing.yaml"
+    space.write_text(yaml.safe_dump(CLIMBING, sort_keys=False))
+    search = SearchRequest(
+        dataset=DATA,
+        space=str(space),
+        input_size=32,
+        storage=f"sqlite:///{tmp_path}/study.db",
+        study_name=f"climb-{backend}",
+        device="cpu",
+        threads=1,
+        backend=backend,
+        max_concurrent_trials=1,
+        start="freeze_depth=0,base_lr=0.03",
+    )
+    study = run_search(search)
+    trials = study.get_trials()
+    infos = [read_trial(t) for t in trials]
+    # the user's start is the baseline; then the climb, then refinement; no point twice
+    assert [i.step for i in infos[:2]] == ["start", "climb"], [i.step for i in infos]
+    assert infos[0].source == record.USER
+    assert all(i.source == record.PROCEDURE for i in infos[1:])
+    assert {i.step for i in infos} <= {"start", "climb", "refine"}
+    points = [(t.params["freeze_depth"], round(t.params["base_lr"], 6)) for t in trials]
+    assert len(set(points)) == len(points), points
+    assert trials[1].params["freeze_depth"] == 3  # the ladder's first rung on 17 blocks
+    info = read_study(study)
+    assert info.stop == record.Stop.SETTLED and "the procedure is done" in str(info.stop_reason)
+    assert info.decision is not None
+
+
 # --- a space that searches the backbone -------------------------------------------------------
 
 ZOO_BLOCKS = {"efficientnet_lite0": 17, "efficientnet_lite1": 22}

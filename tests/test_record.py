@@ -32,6 +32,7 @@ STUDY_NAMES = (
     "decision",
     "opens",
     "start",
+    "size_decision",
     "model",
 )
 TRIAL_NAMES = (

@@ -69,7 +69,12 @@ def print_seeds(rec: Recommendation) -> None:
 
 
 def print_study_recommendation(info: record.StudyInfo) -> None:
-    """For a study's report: its stored recommendation, short, and how its trial ranked."""
+    """For a study's report: the input size and why, its stored recommendation, short, and
+    how its trial ranked."""
+    if info.size_decision:
+        out.print(f"input size {info.size_decision['why']}", highlight=False)
+    elif info.input_size:
+        out.print(f"input size {info.input_size}×{info.input_size} (fixed)", highlight=False)
     if not info.recommendation:
         return
     rec = recommendation_of(info.recommendation)

@@ -67,6 +67,7 @@ def search_cmd(**values: Any) -> None:
         prepare,
         recommend_seeds,
         run_search,
+        settle_size,
         study_decision,
     )
     from autotransfer.storage import open_storage
@@ -82,6 +83,8 @@ def search_cmd(**values: Any) -> None:
         prepared = prepare(request)
         # a storage that cannot be opened ends here, before the live display reads it
         storage = open_storage(request.storage)
+        # the input size, measured where it is a decision (a resumed study keeps its own)
+        prepared, seeding, size_decision = settle_size(prepared, None)
     name, budget = prepared.study_name, prepared.spec.budget
     if budget.stop == "settled":
         runs = f", {budget.budget_runs:g} training runs" if budget.budget_runs else ""
@@ -99,15 +102,17 @@ def search_cmd(**values: Any) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    if size_decision is not None:
+        console.print(f"input size {size_decision.why}", highlight=False, soft_wrap=True)
     with user_errors():
         # a new study asks the recommender now, to time its first seed; a resumed one times
         # its first trial's configuration
-        seeding, first = None, {}
+        first: dict[str, Any] = {}
         if name in optuna.get_all_study_names(storage):
             trials = optuna.load_study(study_name=name, storage=storage).trials
             first = dict(trials[0].params) if trials else {}
         else:
-            seeding = recommend_seeds(prepared)
+            seeding = seeding or recommend_seeds(prepared)
             first = seeding.seeds[0].params if seeding.seeds else {}
         if seeding is not None and seeding.ranking:
             ranked = ", ".join(
@@ -121,7 +126,7 @@ def search_cmd(**values: Any) -> None:
             )
         console.print(estimate(prepared, first).line(), highlight=False, soft_wrap=True)
     with show_progress(console, storage, name, epochs=budget.max_epochs), user_errors():
-        study = run_search(request, prepared=prepared, seeding=seeding)
+        study = run_search(request, prepared=prepared, seeding=seeding, size_decision=size_decision)
     decision = study_decision(study, tolerance=tolerance)
     written: list[Path] = []
     if plots is not None and decision is not None:

@@ -28,6 +28,7 @@ from autotransfer.recommend._rules import (
 )
 from autotransfer.recommend._signals import DomainSignals, draw_sample, measure_signals
 from autotransfer.recommend._similarity import SIMILAR, similarity
+from autotransfer.recommend._sizes import SizeProbe, probe_sizes
 
 __all__ = [
     "BUDGETS",
@@ -42,12 +43,14 @@ __all__ = [
     "RuleBasedRecommender",
     "RuleInputs",
     "RuleMatch",
+    "SizeProbe",
     "Strategy",
     "Thresholds",
     "check_budget",
     "draw_sample",
     "match_rule",
     "measure_signals",
+    "probe_sizes",
     "recommend",
     "similarity",
     "size_class",

@@ -14,6 +14,7 @@ from autotransfer.search._executor import Executor, executor
 from autotransfer.search._export import Exported, export_decision
 from autotransfer.search._prepared import PreparedSearch, SearchPlan, Seed, prepare
 from autotransfer.search._request import SearchOptions, SearchRequest
+from autotransfer.search._resolution import SizeDecision, settle_size
 from autotransfer.search._run import run_search
 from autotransfer.search._seeding import Seeding, recommend_seeds
 from autotransfer.search._session import WAIT, SearchSession, Ticket, Wait
@@ -34,6 +35,7 @@ __all__ = [
     "SearchSession",
     "Seed",
     "Seeding",
+    "SizeDecision",
     "Ticket",
     "TrialCancelled",
     "TrialEnd",
@@ -49,5 +51,6 @@ __all__ = [
     "recommend_seeds",
     "record_decision",
     "run_search",
+    "settle_size",
     "study_decision",
 ]

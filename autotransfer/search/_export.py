@@ -109,6 +109,9 @@ def export_decision(
         "freeze_depth": config.freeze_depth,
         "num_blocks": network.num_blocks,
         "input_size": config.input_size,
+        "input_size_why": (record.read_study(study).size_decision or {}).get(
+            "why", "fixed by the request"
+        ),
         "normalization": {"mean": list(network.mean), "std": list(network.std)},
         "classes": list(p.dataset.class_names),
         "dataset": str(p.request.dataset),
