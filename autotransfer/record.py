@@ -111,6 +111,9 @@ class StudyInfo:
     requested_trials: int | None = None
     # written once the first time the study is seeded (0 when it had no seeds)
     seeds_enqueued: int | None = None
+    # why the study optimises its metric when the space left it open (skewed classes:
+    # balanced accuracy), written with the header; None where the user or the space chose it
+    metric_why: str | None = None
     # how the input size was decided (search/_resolution.py): {"chosen", "own", "why",
     # "probes": [{"input_size", "probe_accuracy", "seconds"}]}; None where the request fixed
     # it or the space searches the backbone

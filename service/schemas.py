@@ -141,6 +141,11 @@ class StudyPublic(StudyBrief):
         None, description="why the search stopped, in words (settled, budget, trials, timeout)"
     )
     input_size: int | None = Field(None, description="the square input side trials train at")
+    metric_why: str | None = Field(
+        None,
+        description="why the study optimises its metric when none was chosen (skewed "
+        "classes: balanced accuracy); null where the user or the space chose it",
+    )
     size_decision: dict[str, Any] | None = Field(
         None,
         description="how the input size was decided: chosen, own (the data's), why, and the "

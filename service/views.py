@@ -89,6 +89,7 @@ def study_public(job: Job, url: str | StorageURL) -> StudyPublic:
         recommendation_audit=info.recommendation_audit,
         stop_reason=info.stop_reason,
         input_size=info.input_size,
+        metric_why=info.metric_why,
         size_decision=info.size_decision,
         stopped=info.stop.value if info.stop else None,
         model=ModelPublic(

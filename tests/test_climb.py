@@ -160,6 +160,11 @@ def test_a_one_second_probe_does_not_end_a_search_whose_fine_tunes_take_a_minute
     assert stopped is not None and stopped.kind == record.Stop.BUDGET
     assert "fine-tuning runs" in str(stopped) and "60 s a run" in str(stopped), stopped
     assert "trial #1" in str(stopped)
+    # the procedure's start, when it fine-tunes, is the unit: not a longer climb step
+    start = _trial(7, 0.01, 0.9, seconds=40.0, number=2)
+    start.set_user_attr("step", "start")
+    unit = over_budget(70.0, [probe, tune, start], budget_runs=2.5)
+    assert unit is not None and "40 s a run, the start's fine-tune (trial #2)" in str(unit)
 
 
 # --- through the engine --------------------------------------------------------------------

@@ -33,6 +33,7 @@ STUDY_NAMES = (
     "opens",
     "start",
     "size_decision",
+    "metric_why",
     "model",
 )
 TRIAL_NAMES = (

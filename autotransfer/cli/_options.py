@@ -144,7 +144,15 @@ def model_options(
             decls = [f"{long}/--no-{long.removeprefix('--')}", *(d for d in decls if d != long)]
         if not field.is_required() and field.get_default() is None:
             kind = kind | None
-        option = typer.Option(*decls, help=helps.get(name, field.description or ""))
+        # a long list of choices would run past 80 columns as the metavar: its name instead
+        # (the field's description lists them; a wrong value is refused naming them all)
+        optional = get_origin(kind) in (Union, types.UnionType)
+        plain = next(a for a in get_args(kind) if a is not type(None)) if optional else kind
+        choices = get_args(plain) if get_origin(plain) is Literal else ()
+        metavar = name.upper() if len("|".join(map(str, choices))) > 40 else None
+        option = typer.Option(
+            *decls, help=helps.get(name, field.description or ""), metavar=metavar
+        )
         annotation = Annotated[kind, option]  # type: ignore[valid-type]
         params.append(
             inspect.Parameter(

@@ -71,6 +71,8 @@ def print_seeds(rec: Recommendation) -> None:
 def print_study_recommendation(info: record.StudyInfo) -> None:
     """For a study's report: the input size and why, its stored recommendation, short, and
     how its trial ranked."""
+    if info.metric_why:
+        out.print(info.metric_why, highlight=False)
     if info.size_decision:
         out.print(f"input size {info.size_decision['why']}", highlight=False)
     elif info.input_size:
@@ -213,6 +215,8 @@ def print_report(
         out.print(f"Pareto front ({metric} vs {cost}): trials {decision.pareto_trials}")
     if decision.chosen_class_report:
         out.print(class_table(decision.chosen_class_report, decision.chosen_trial))
+        for line in never_predicted(decision.chosen_class_report):
+            out.print(line, highlight=False)
     if info.stop_reason:
         out.print(f"stopped: {info.stop_reason}", highlight=False)
     if info.model:
@@ -246,27 +250,40 @@ def test_line(test: dict[str, Any]) -> str:
 MATRIX_CLASSES = 6  # up to this many classes the confusion matrix fits beside the table
 
 
+def never_predicted(report: dict[str, Any]) -> list[str]:
+    """A warning line per class that has validation images but that the model never
+    predicts (its confusion-matrix column is empty): the rows a skewed search is for."""
+    columns = list(zip(*report["confusion_matrix"], strict=True))
+    return [
+        f"warning: the chosen model never predicts class {name!r} ({support} validation "
+        "images): every one of them is taken for another class"
+        for name, support, column in zip(report["classes"], report["support"], columns, strict=True)
+        if support and not any(column)
+    ]
+
+
 def class_table(report: dict[str, Any], trial: int) -> Table:
     """Per-class precision, recall and support; the confusion matrix's rows too for a few
-    classes (``--json`` and the API always carry the whole matrix)."""
+    classes (``--json`` and the API always carry the whole matrix). Class names are shown
+    whole; the matrix's columns are numbered to leave them the room."""
     classes = report["classes"]
     matrix = len(classes) <= MATRIX_CLASSES
     title = f"per class (validation, trial #{trial})"
     table = Table(
-        "class",
-        "precision",
-        "recall",
-        "images",
-        *([f"→{c}" for c in classes] if matrix else []),
-        title=title + (" (→: predicted as)" if matrix else ""),
+        title=title + (" (→n: predicted as class n)" if matrix else ""),
         title_justify="left",
     )
+    table.add_column("class", no_wrap=True)
+    for header in ("precision", "recall", "images"):
+        table.add_column(header, justify="right")
+    for i in range(len(classes)) if matrix else ():
+        table.add_column(f"→{i}", justify="right")
     rows = zip(classes, report["precision"], report["recall"], report["support"], strict=True)
-    for (name, precision, recall, support), counts in zip(
-        rows, report["confusion_matrix"], strict=True
+    for i, ((name, precision, recall, support), counts) in enumerate(
+        zip(rows, report["confusion_matrix"], strict=True)
     ):
         table.add_row(
-            str(name),
+            f"{i} {name}" if matrix else str(name),
             f"{precision:.3f}",
             f"{recall:.3f}",
             str(support),

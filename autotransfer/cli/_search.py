@@ -86,8 +86,10 @@ def search_cmd(**values: Any) -> None:
         # the input size, measured where it is a decision (a resumed study keeps its own)
         prepared, seeding, size_decision = settle_size(prepared, None)
     name, budget = prepared.study_name, prepared.spec.budget
+    if prepared.plan.metric_why:  # the first line: the search chose the metric itself
+        console.print(prepared.plan.metric_why, highlight=False, soft_wrap=True)
     if budget.stop == "settled":
-        runs = f", {budget.budget_runs:g} training runs" if budget.budget_runs else ""
+        runs = f", {budget.budget_runs:g} fine-tuning runs" if budget.budget_runs else ""
         plan = f"stops when its decision is settled (at most {budget.trials} trials{runs})"
     else:
         plan = f"{budget.trials} trials"

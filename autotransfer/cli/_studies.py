@@ -33,7 +33,7 @@ def _load(storage: str, name: str) -> optuna.Study:
 
 
 def studies_list(storage: StorageOpt = DEFAULT_STORAGE, json_out: JsonOpt = False) -> None:
-    """One line per study: trials by state and the best accuracy."""
+    """One line per study: trials by state and the best score of its metric."""
     from autotransfer.results import list_studies
 
     with user_errors():
@@ -45,7 +45,7 @@ def studies_list(storage: StorageOpt = DEFAULT_STORAGE, json_out: JsonOpt = Fals
     study = Column("study", overflow="fold")
     table = Table(study, "backbone", "dataset", "complete", "pruned", "failed", "best")
     for s in summaries:
-        best = f"{s.best_value:.4f}" if s.best_value is not None else "-"
+        best = f"{s.metric} {s.best_value:.4f}" if s.best_value is not None else "-"
         table.add_row(
             s.name,
             s.backbone or "-",

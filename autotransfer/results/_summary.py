@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autotransfer import record
+from autotransfer.results._decision import metric_name
 from autotransfer.storage import StorageURL, open_storage
 
 
@@ -28,6 +29,7 @@ class StudySummary:
     best_value: float | None
     best_trial: int | None
     skipped: int = 0  # enqueued configurations the search ended before (``record.is_skipped``)
+    metric: str = "accuracy"  # what ``best_value`` measures: the study's metric
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +67,7 @@ def summarize(study: optuna.Study) -> StudySummary:
         best_value=best.values[0] if best else None,
         best_trial=best.number if best else None,
         skipped=skipped,
+        metric=metric_name(study),
     )
 
 

@@ -31,6 +31,7 @@ Constants and what they were chosen on (``benchmarks/robustness.py`` reruns the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -43,6 +44,15 @@ from autotransfer.search._decision import choose
 LADDER = (0.0, 0.18, 0.41, 0.71, 1.0)
 FLAT = 1
 LR_FACTOR = 3.0
+# settings a proposal may vary besides depth and learning rate (on skewed classes), and the
+# ways of handling skewed classes the procedure tries there
+VARIED = ("class_weighting", "balanced_sampler")
+IMBALANCE = (
+    {"class_weighting": "none", "balanced_sampler": False},
+    {"class_weighting": "sqrt_inverse", "balanced_sampler": False},
+    {"class_weighting": "inverse", "balanced_sampler": False},
+    {"class_weighting": "none", "balanced_sampler": True},
+)
 
 
 class Step(StrEnum):
@@ -88,8 +98,16 @@ def _lr_key(lr: float) -> float:
     return round(math.log(lr), 3)  # learning rates that differ by float noise are the same
 
 
-def _key(params: dict[str, Any]) -> tuple[int, float]:
-    return int(params["freeze_depth"]), _lr_key(float(params["base_lr"]))
+Key = tuple[int, float, tuple[Any, ...]]
+
+
+def _variant(params: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(params.get(name) for name in VARIED)
+
+
+def _key(params: dict[str, Any]) -> Key:
+    lr = _lr_key(float(params["base_lr"]))
+    return int(params["freeze_depth"]), lr, _variant(params)
 
 
 def _score(t: FrozenTrial) -> float:
@@ -108,26 +126,32 @@ def next_step(
     tolerance: float,
     lr_bounds: tuple[float, float] | None = None,
     depth_bounds: tuple[int, int] | None = None,
+    imbalance: Sequence[dict[str, Any]] = (),
 ) -> Proposal | Pending | None:
     """The procedure's next configuration (see the module docstring).
 
     ``start`` holds the first configuration's parameters (``freeze_depth`` and ``base_lr``
     among them; every proposal keeps its other values); ``lr_bounds`` and ``depth_bounds``
-    are the space's, outside which nothing is proposed.
+    are the space's, outside which nothing is proposed. ``imbalance``: the ways of handling
+    skewed classes to try at the chosen configuration before its learning rate (each a
+    setting of ``VARIED``; empty for balanced data, where none is tried).
     """
     low_k, high_k = depth_bounds if depth_bounds is not None else (0, blocks)
     k0, lr0 = int(start["freeze_depth"]), float(start["base_lr"])
-    by_key: dict[tuple[int, float], list[FrozenTrial]] = {}
+    by_key: dict[Key, list[FrozenTrial]] = {}
     for t in trials:
         if "freeze_depth" in t.params and "base_lr" in t.params:
             by_key.setdefault(_key(t.params), []).append(t)
 
-    def proposal(step: Step, depth: int, lr: float, why: str) -> Proposal:
-        return Proposal(step, {**start, "freeze_depth": depth, "base_lr": lr}, why)
+    def proposal(
+        step: Step, depth: int, lr: float, why: str, on: dict[str, Any] | None = None
+    ) -> Proposal:
+        return Proposal(step, {**start, **(on or {}), "freeze_depth": depth, "base_lr": lr}, why)
 
-    def state(depth: int, lr: float) -> float | Pending | None:
-        """The best finished score at (depth, lr); PENDING while one runs; None: untried."""
-        at = by_key.get((depth, _lr_key(lr)), [])
+    def state(depth: int, lr: float, on: dict[str, Any] | None = None) -> float | Pending | None:
+        """The best finished score at (depth, lr) with the settings ``on`` (default: the
+        start's); PENDING while one runs; None: untried."""
+        at = by_key.get((depth, _lr_key(lr), _variant({**start, **(on or {})})), [])
         if not at:
             return None
         done = [t for t in at if t.state.is_finished()]
@@ -170,18 +194,24 @@ def next_step(
         return None
     chosen = picked[1]
     kb, lrb = _key(chosen.params)[0], float(chosen.params["base_lr"])
+    on = {name: chosen.params[name] for name in VARIED if name in chosen.params}
+    for option in imbalance:  # skewed classes: how to weigh them, at the chosen depth
+        if state(kb, lrb, {**on, **option}) is None:
+            told = ", ".join(f"{k}={v}" for k, v in option.items())
+            return proposal(
+                Step.REFINE, kb, lrb, f"skewed classes: {told} at k = {kb}", {**on, **option}
+            )
     up, down = lrb * LR_FACTOR, lrb / LR_FACTOR
     lo_lr, hi_lr = lr_bounds if lr_bounds is not None else (0.0, math.inf)
-    if up <= hi_lr * (1 + 1e-9):
-        s_up = state(kb, up)
-        if s_up is None:
-            return proposal(Step.REFINE, kb, up, f"a higher learning rate at k = {kb}")
-    if down >= lo_lr * (1 - 1e-9) and state(kb, down) is None:
-        return proposal(Step.REFINE, kb, down, f"a lower learning rate at k = {kb}")
-    shallower = [k for (k, _lr) in by_key if k < kb]
+    if up <= hi_lr * (1 + 1e-9) and state(kb, up, on) is None:
+        return proposal(Step.REFINE, kb, up, f"a higher learning rate at k = {kb}", on)
+    if down >= lo_lr * (1 - 1e-9) and state(kb, down, on) is None:
+        return proposal(Step.REFINE, kb, down, f"a lower learning rate at k = {kb}", on)
+    shallower = [k for (k, _lr, _on) in by_key if k < kb]
     below = max(shallower, default=low_k if low_k < kb else None)
     if below is not None and kb - below > 1:
         mid = (kb + below) // 2
-        if state(mid, lrb) is None:
-            return proposal(Step.REFINE, mid, lrb, f"a cheaper depth: k = {mid} at the best LR")
+        if state(mid, lrb, on) is None:
+            why = f"a cheaper depth: k = {mid} at the best LR"
+            return proposal(Step.REFINE, mid, lrb, why, on)
     return None

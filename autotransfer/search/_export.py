@@ -109,6 +109,8 @@ def export_decision(
         "freeze_depth": config.freeze_depth,
         "num_blocks": network.num_blocks,
         "input_size": config.input_size,
+        "metric": decision.metric,
+        "metric_why": record.read_study(study).metric_why,
         "input_size_why": (record.read_study(study).size_decision or {}).get(
             "why", "fixed by the request"
         ),

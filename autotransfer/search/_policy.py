@@ -9,10 +9,11 @@ that decision, and a search is done once trials stop changing it:
   the tolerance of the best, nor better than the best by more than the tolerance.
 - ``settled`` says the search is done once nothing is queued (every seed has run) and the
   chosen configuration has not changed over the last ``patience`` finished trials;
-- ``over_budget`` caps what it may spend, in training runs of a fine-tune (the longest
-  complete trial that trained a block, never a linear probe: a probe on cached features costs
-  1/10 to 1/20 of a fine-tune, and a budget counted in probes would end the search before a
-  block is unfrozen): no trial starts unless a whole run still fits.
+- ``over_budget`` caps what it may spend, in training runs of a fine-tune (``run_unit``: the
+  procedure's start when it fine-tunes, else the longest complete trial that trained a block;
+  never a linear probe: a probe on cached features costs 1/10 to 1/20 of a fine-tune, and a
+  budget counted in probes would end the search before a block is unfrozen): no trial starts
+  unless a whole run still fits.
 
 A first complete trial is needed before anything is pruned: the first trial (the
 recommender's configuration) always runs to its end.
@@ -143,17 +144,21 @@ class RunUnit:
 
     seconds: float
     trial: int
+    what: str  # which fine-tune it is, in words
 
     def __str__(self) -> str:
-        return f"{self.seconds:.0f} s a run, the longest complete fine-tune (trial #{self.trial})"
+        return f"{self.seconds:.0f} s a run, {self.what} (trial #{self.trial})"
 
 
 def run_unit(trials: list[FrozenTrial]) -> RunUnit | None:
-    """The search's unit of cost: the training seconds of its longest complete trial that
-    trained at least one block (freeze depth > 0). None until one has completed: a search
-    that has only probed (freeze depth 0) has not yet measured what its decision costs."""
+    """The search's unit of cost: one run of a fine-tune (freeze depth > 0), never of a
+    linear probe. The procedure's start when it is a complete fine-tune (the recommender's
+    configuration: what the search is expected to end near), else the longest complete
+    fine-tune (a climb from feature extraction: the unit grows as the climb unfreezes more).
+    None until a fine-tune has completed: a search that has only probed has not yet measured
+    what its decision costs."""
     runs = [
-        (info.train_time_s, t.number)
+        (info.train_time_s, t.number, info.step)
         for t in trials
         if t.state == TrialState.COMPLETE
         and (info := record.read_trial(t)).train_time_s
@@ -161,9 +166,14 @@ def run_unit(trials: list[FrozenTrial]) -> RunUnit | None:
     ]
     if not runs:
         return None
-    seconds, number = max(runs)
+    start = [(seconds, number) for seconds, number, step in runs if step == "start"]
+    if start:
+        seconds, number = start[0]
+        assert seconds is not None
+        return RunUnit(seconds, number, "the start's fine-tune")
+    seconds, number, _ = max(runs, key=lambda r: (r[0], r[1]))
     assert seconds is not None
-    return RunUnit(seconds, number)
+    return RunUnit(seconds, number, "the longest complete fine-tune")
 
 
 def over_budget(

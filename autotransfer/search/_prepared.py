@@ -66,6 +66,17 @@ class SearchPlan(BaseModel):
     input_size: int
     # every backbone a trial trains: the space's choices, else the study's one
     trained: dict[str, Trained]
+    # the training split's largest class ÷ its smallest, and why the study optimises its
+    # metric when the space left it open (skewed data: balanced accuracy); None: chosen
+    skew: float = 1.0
+    metric_why: str | None = None
+
+    @property
+    def skewed(self) -> bool:
+        """Whether the classes are skewed by the recommender's own threshold."""
+        from autotransfer.recommend import Thresholds
+
+        return self.skew >= Thresholds().skewed
 
     @property
     def metric(self) -> str:
@@ -204,12 +215,40 @@ def load_request_dataset(request: SearchRequest) -> TransferDataset:
     )
 
 
+def _follow_skew(
+    spec: SearchSpec, dataset: TransferDataset
+) -> tuple[SearchSpec, float, str | None]:
+    """The space with its objective decided where it left it open: balanced accuracy when the
+    training classes are skewed (the recommender's threshold), else accuracy; the skew; and
+    the sentence that says so (None when the space or the user chose the metric)."""
+    from autotransfer.recommend import Thresholds
+
+    counts = sorted(dataset.profile().train_class_counts.values())
+    skew = counts[-1] / max(counts[0], 1) if counts else 1.0
+    if spec.budget.objective is not None:
+        return spec, skew, None
+    threshold = Thresholds().skewed
+    if skew >= threshold:
+        objective, why = (
+            "balanced_accuracy",
+            f"optimising balanced accuracy: the classes are skewed (the largest has "
+            f"{counts[-1]:,} training images, the smallest {counts[0]:,}: {skew:.1f}×, "
+            f">= {threshold:g}×), where accuracy rewards predicting the large ones; "
+            "--objective accuracy to optimise plain accuracy",
+        )
+    else:
+        objective, why = "accuracy", None
+    budget = spec.budget.model_copy(update={"objective": objective})
+    return spec.model_copy(update={"budget": budget}), skew, why
+
+
 def prepare(request: SearchRequest) -> PreparedSearch:
     """Validate everything before any trial starts (fail fast, lose nothing) and build the
     plan; see the module docstring."""
     request = request.with_spec()
     spec = request.resolved_spec()
     dataset = load_request_dataset(request)
+    spec, skew, metric_why = _follow_skew(spec, dataset)
     check_metric(spec.budget.metric, len(dataset.class_names))
     resolution = dataset.profile().median_resolution
     size = request.input_size or suggest_input_size(request.backbone, resolution)
@@ -234,5 +273,7 @@ def prepare(request: SearchRequest) -> PreparedSearch:
         num_blocks=num_blocks(request.backbone),
         input_size=size,
         trained=trained,
+        skew=skew,
+        metric_why=metric_why,
     )
     return PreparedSearch(plan, dataset)

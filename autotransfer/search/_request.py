@@ -16,9 +16,9 @@ from autotransfer.cache import (
     make_cache,
 )
 from autotransfer.data import DatasetRef
-from autotransfer.finetune import TrialConfig
+from autotransfer.finetune import TrialConfig, Weighting
 from autotransfer.search._backends import BACKENDS
-from autotransfer.space import SearchSpec, load_spec
+from autotransfer.space import Objective, SearchSpec, load_spec
 from autotransfer.storage import DEFAULT_STORAGE, StorageURL
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,200}$"
@@ -121,6 +121,22 @@ class SearchOptions(BaseModel):
         description="settled: stop once the decision is settled (the packaged spaces); "
         "trials: run until --trials have finished; default: the space's",
     )
+    objective: Objective | None = Field(
+        None,
+        description="the validation metric to maximise (accuracy, balanced_accuracy, "
+        "macro_f1, auroc, auroc_ovr; METRIC_and_cost also minimises cost); default: the "
+        "space's, and on skewed classes balanced_accuracy",
+    )
+    class_weighting: Weighting | None = Field(
+        None,
+        description="fix the loss's class weights (none, sqrt_inverse, inverse) instead of "
+        "letting the search try them on skewed classes",
+    )
+    balanced_sampler: bool | None = Field(
+        None,
+        description="fix whether training draws every class equally often instead of "
+        "letting the search try it on skewed classes",
+    )
     policy: Literal["sample", "procedure"] | None = Field(
         None,
         description="procedure: feature extraction, the first configuration, unfreezing from "
@@ -133,8 +149,8 @@ class SearchOptions(BaseModel):
         le=1000,
         allow_inf_nan=False,
         description="settled: most wall time to spend, in training runs of a fine-tune (the "
-        "longest complete trial with freeze_depth > 0); default: the space's (2.5 in the "
-        "packaged spaces)",
+        "procedure's start when it fine-tunes, else the longest complete trial with "
+        "freeze_depth > 0); default: the space's (2.5 in the packaged spaces)",
     )
     seed: int | None = Field(
         None,
@@ -289,9 +305,27 @@ class SearchRequest(SearchOptions):
                 ("stop", self.stop),
                 ("budget_runs", self.budget_runs),
                 ("policy", self.policy),
+                ("objective", self.objective),
             )
             if value is not None
         }
+        if self.objective is not None and self.objective.endswith("_and_cost"):
+            updates["pruner"] = {"type": "none"}  # Optuna cannot prune a Pareto front
+        chosen = {
+            name: value
+            for name, value in (
+                ("class_weighting", self.class_weighting),
+                ("balanced_sampler", self.balanced_sampler),
+            )
+            if value is not None
+        }
+        if chosen:  # fixed by the user: no longer searched
+            values = spec.model_dump()
+            values["parameters"] = {
+                k: v for k, v in values["parameters"].items() if k not in chosen
+            }
+            values["fixed"] = {**values["fixed"], **chosen}
+            spec = SearchSpec.model_validate(values)
         if self.max_epochs is not None:  # trials are judged at the same share of their epochs
             share = spec.budget.min_epochs / spec.budget.max_epochs
             judged = round(share * self.max_epochs + 1e-9)

@@ -109,8 +109,9 @@ def decide_size(p: PreparedSearch, recommendation: dict[str, Any] | None) -> Siz
             own,
             own,
             f"{own}×{own}, the data's own size: the recommender reads the data as different "
-            f"from the pretraining (similarity {similarity:.2f} < {SIMILAR}), so the search "
-            "fine-tunes deep and the network adapts to the input; larger sizes cost up to "
+            f"from the pretraining (similarity {similarity:.2f} < {SIMILAR}): fine-tuning "
+            "adapts the network to the input, and a feature probe at larger sizes does not "
+            "predict what fine-tuning reaches there; larger sizes cost up to "
             f"{(sizes[-1] / own) ** 2:.0f}× as much",
         )
     probes = probe_sizes(

@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autotransfer import record
 from autotransfer.finetune import TrialConfig
-from autotransfer.search._climb import Pending, Step, next_step
+from autotransfer.search._climb import IMBALANCE, VARIED, Pending, Step, next_step
 from autotransfer.search._decision import record_decision
 from autotransfer.search._finalise import finalise
 from autotransfer.search._model import staged_weights
@@ -238,6 +238,7 @@ class SearchSession:
             tolerance=budget.tolerance,
             lr_bounds=self._bounds("base_lr"),
             depth_bounds=self._bounds("freeze_depth"),
+            imbalance=IMBALANCE if self._tries_imbalance() else (),
         )
         if isinstance(nxt, Pending):
             return WAIT
@@ -250,7 +251,7 @@ class SearchSession:
                 )
             return None  # under stop: trials the sampler draws the rest
         fitted = fit_to_space(self.spec, self.prepared.blocks, nxt.params)
-        same = {"freeze_depth": fitted.get("freeze_depth"), "base_lr": fitted.get("base_lr")}
+        same = {k: fitted[k] for k in ("freeze_depth", "base_lr", *VARIED) if k in fitted}
         if any(same.items() <= t.params.items() for t in self.study.get_trials(deepcopy=False)):
             # the space moved the proposal onto a tried point (a depth it does not offer):
             # the sampler draws this trial instead, so the procedure never repeats itself
@@ -261,6 +262,11 @@ class SearchSession:
         self.study.enqueue_trial(fitted, user_attrs=attrs)
         log.info("procedure: %s (%s)", nxt.step.value, nxt.why)
         return None
+
+    def _tries_imbalance(self) -> bool:
+        """Whether the procedure tries the ways of handling skewed classes: the data is
+        skewed and the space searches the class weighting and the balanced sampler."""
+        return self.prepared.plan.skewed and all(v in self.spec.parameters for v in VARIED)
 
     def _bounds(self, name: str) -> Any:
         """The space's range of ``name``: (low, high), or None where it is not a range."""

@@ -47,6 +47,7 @@ def _header(p: PreparedSearch) -> record.StudyInfo:
         space=p.spec.name,
         spec=p.spec.model_dump(mode="json"),
         requested_trials=p.spec.budget.trials,
+        metric_why=p.plan.metric_why,
     )
 
 

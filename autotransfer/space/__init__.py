@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotransfer.space._budget import Budget
+from autotransfer.space._budget import Budget, Objective
 from autotransfer.space._compile import (
     Blocks,
     active,
@@ -35,6 +35,7 @@ __all__ = [
     "DepthParam",
     "FloatParam",
     "IntParam",
+    "Objective",
     "SearchSpec",
     "SpecError",
     "active",

@@ -96,11 +96,12 @@ class Budget(_Strict):
     min_epochs: int = Field(1, ge=1, description="epochs before the pruner may stop a trial")
     pruner: PrunerSpec = HyperbandPruner()
     sampler: SamplerSpec = TPESampler()
-    objective: Objective = Field(
-        "accuracy",
+    objective: Objective | None = Field(
+        None,
         description="the validation metric the search maximises (accuracy, balanced_accuracy, "
         "macro_f1, auroc for two classes, auroc_ovr); METRIC_and_cost also minimises "
-        "training seconds (a Pareto front)",
+        "training seconds (a Pareto front); unset: accuracy, or balanced_accuracy when the "
+        "data's classes are skewed (the search decides when it is prepared)",
     )
     seed: int = 0
     stop: Literal["trials", "settled"] = Field(
@@ -120,8 +121,9 @@ class Budget(_Strict):
         None,
         gt=0,
         description="settled: start no trial once one more training run would take the "
-        "search's wall time past this many runs; a run is the longest complete fine-tune "
-        "(freeze_depth > 0), never a linear probe; None: no cap",
+        "search's wall time past this many runs; a run is a fine-tune (freeze_depth > 0): "
+        "the procedure's start when it fine-tunes, else the longest complete one; never a "
+        "linear probe; None: no cap",
     )
     tolerance: float = Field(
         0.005, ge=0, le=1, description="accuracy a cheaper choice may give up (0.005: half a point)"
@@ -144,9 +146,9 @@ class Budget(_Strict):
     @property
     def metric(self) -> Metric:
         """The validation metric of the objective (``macro_f1`` for ``macro_f1_and_cost``)."""
-        return cast(Metric, self.objective.removesuffix("_and_cost"))
+        return cast(Metric, (self.objective or "accuracy").removesuffix("_and_cost"))
 
     @property
     def multi_objective(self) -> bool:
         """Whether the objective also minimises training time (a Pareto front)."""
-        return self.objective.endswith("_and_cost")
+        return bool(self.objective and self.objective.endswith("_and_cost"))
