@@ -8,15 +8,16 @@ import math
 from pathlib import Path
 
 import pytest
+from engine_helpers import drive
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from autotransfer import record
+from autotransfer.finetune import TrialConfig
 from autotransfer.search import SearchRequest, SearchSession, Ticket, prepare
 from autotransfer.search._climb import FLAT, PENDING, Proposal, Step, ladder, next_step
 from autotransfer.search._policy import over_budget
 from autotransfer.search._seeding import recommend_seeds
-from autotransfer.search._trial import EpochReport, TrialEnd
 
 DISTS = {"freeze_depth": IntDistribution(0, 17), "base_lr": FloatDistribution(0.003, 0.1)}
 START = {"freeze_depth": 0, "base_lr": 0.01, "dropout": 0.1}
@@ -177,23 +178,13 @@ def _score(k: int, lr: float) -> float:
     return 0.6 + 0.03 * min(k, 9) - 0.02 * abs(math.log(lr / 0.01))
 
 
-def _drive(session: SearchSession, limit: int = 40) -> list[Ticket]:
-    """Ask and finish trials as an executor would, with synthetic ends; returns the tickets."""
-    ran: list[Ticket] = []
-    for _ in range(limit):
-        ticket = session.ask()
-        if ticket is None:
-            return ran
-        assert isinstance(ticket, Ticket), ticket
-        session.started(ticket, worker="test:0")
-        config = session.config(ticket)
-        score = _score(config.freeze_depth, config.base_lr)
-        seconds = 1.0 if config.freeze_depth == 0 else 20.0 + config.freeze_depth
-        report = EpochReport(1, score, seconds, 1000, val_score=score)
-        session.epoch(ticket, report)
-        session.completed(ticket, TrialEnd(score, 1, score, seconds, best_val_score=score))
-        ran.append(ticket)
-    raise AssertionError("the search did not stop")
+def _outcome(config: TrialConfig) -> tuple[float, float]:
+    seconds = 1.0 if config.freeze_depth == 0 else 20.0 + config.freeze_depth
+    return _score(config.freeze_depth, config.base_lr), seconds
+
+
+def _drive(session: SearchSession) -> list[Ticket]:
+    return drive(session, _outcome)
 
 
 def _session(tmp_path: Path, **options: object) -> SearchSession:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_helpers import drive
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -18,9 +19,9 @@ from autotransfer import record
 from autotransfer.cli import app
 from autotransfer.cli._report import class_table, never_predicted
 from autotransfer.data import load_dataset
-from autotransfer.search import SearchRequest, SearchSession, Ticket, prepare
+from autotransfer.finetune import TrialConfig
+from autotransfer.search import SearchRequest, SearchSession, prepare
 from autotransfer.search._seeding import recommend_seeds
-from autotransfer.search._trial import EpochReport, TrialEnd
 
 TRAIN = (120, 40, 20, 8)  # images per class: 15× between the largest and the smallest
 
@@ -88,23 +89,11 @@ def test_objective_accuracy_keeps_accuracy(tmp_path: Path) -> None:
     assert re.search(r"trial #0: .* accuracy \d\.\d{4}", output), output
 
 
-def _drive(session: SearchSession) -> list[Ticket]:
-    """Run the search's trials with synthetic ends (no training): the weighting helps."""
-    ran: list[Ticket] = []
-    for _ in range(40):
-        ticket = session.ask()
-        if ticket is None:
-            return ran
-        assert isinstance(ticket, Ticket), ticket
-        session.started(ticket, worker="test:0")
-        config = session.config(ticket)
-        bonus = {"none": 0.0, "sqrt_inverse": 0.02, "inverse": 0.05}[config.class_weighting]
-        score = 0.6 + 0.02 * min(config.freeze_depth, 7) + bonus
-        score -= 0.02 * abs(math.log(config.base_lr / 0.01))
-        session.epoch(ticket, EpochReport(1, score, 10.0, 1000, val_score=score))
-        session.completed(ticket, TrialEnd(score, 1, score, 10.0, best_val_score=score))
-        ran.append(ticket)
-    raise AssertionError("the search did not stop")
+def _outcome(config: TrialConfig) -> tuple[float, float]:
+    """Deeper is better up to k = 7, LR 0.01 is right, and the inverse weighting helps."""
+    bonus = {"none": 0.0, "sqrt_inverse": 0.02, "inverse": 0.05}[config.class_weighting]
+    score = 0.6 + 0.02 * min(config.freeze_depth, 7) + bonus
+    return score - 0.02 * abs(math.log(config.base_lr / 0.01)), 10.0
 
 
 @pytest.mark.parametrize(("train", "tried"), [(TRAIN, True), ((30, 30, 30, 30), False)])
@@ -125,7 +114,7 @@ def test_the_weighting_options_are_tried_on_skewed_data_only(
     p = prepare(request)
     session = SearchSession.open(p)
     session.enqueue_seeds(recommend_seeds(p).seeds)
-    ran = _drive(session)
+    ran = drive(session, _outcome)
     handled = {(session.config(t).class_weighting, session.config(t).balanced_sampler) for t in ran}
     if tried:
         assert {("sqrt_inverse", False), ("inverse", False), ("none", True)} <= handled, handled

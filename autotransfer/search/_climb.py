@@ -2,7 +2,9 @@
 
 Feature extraction first, as a fast baseline (nearly free on cached features) and the floor
 every later step must beat; then the start (the recommender's configuration, or the user's
-``--start``); then unfreeze from the top, rung by rung up a ladder of depths, while a rung
+``--start``); on skewed classes, the ways of handling them (``IMBALANCE``: class weights,
+the balanced sampler) at the start, the climb then going on with the best; then unfreeze from
+the top, rung by rung up a ladder of depths, while a rung
 gains more than the tolerance over every shallower one ("watch validation"), ending the climb
 after ``FLAT`` rungs in a row that do not; then refine around the configuration the decision
 chooses (``_decision.choose``: the cheapest within the tolerance of the best): its learning
@@ -45,13 +47,14 @@ LADDER = (0.0, 0.18, 0.41, 0.71, 1.0)
 FLAT = 1
 LR_FACTOR = 3.0
 # settings a proposal may vary besides depth and learning rate (on skewed classes), and the
-# ways of handling skewed classes the procedure tries there
+# ways of handling skewed classes the procedure tries at the start, strongest first (the
+# recommender's own start already weighs by sqrt_inverse)
 VARIED = ("class_weighting", "balanced_sampler")
 IMBALANCE = (
-    {"class_weighting": "none", "balanced_sampler": False},
-    {"class_weighting": "sqrt_inverse", "balanced_sampler": False},
     {"class_weighting": "inverse", "balanced_sampler": False},
     {"class_weighting": "none", "balanced_sampler": True},
+    {"class_weighting": "sqrt_inverse", "balanced_sampler": False},
+    {"class_weighting": "none", "balanced_sampler": False},
 )
 
 
@@ -133,8 +136,9 @@ def next_step(
     ``start`` holds the first configuration's parameters (``freeze_depth`` and ``base_lr``
     among them; every proposal keeps its other values); ``lr_bounds`` and ``depth_bounds``
     are the space's, outside which nothing is proposed. ``imbalance``: the ways of handling
-    skewed classes to try at the chosen configuration before its learning rate (each a
-    setting of ``VARIED``; empty for balanced data, where none is tried).
+    skewed classes to try at the start, after the baseline and before the climb (each a
+    setting of ``VARIED``; empty for balanced data, where none is tried); the climb goes on
+    with the one that scored best.
     """
     low_k, high_k = depth_bounds if depth_bounds is not None else (0, blocks)
     k0, lr0 = int(start["freeze_depth"]), float(start["base_lr"])
@@ -167,26 +171,38 @@ def next_step(
     start_state = state(k0, lr0)
     if start_state is None:
         return proposal(Step.START, k0, lr0, "the first configuration")
-    # 3. the climb at the start's learning rate: rungs above the start while they gain
+    # 3. skewed classes: the ways of handling them at the start, before anything else (on
+    # skewed data they move the balanced score more than a rung of the climb does)
+    for option in imbalance:
+        if state(k0, lr0, option) is None:
+            told = ", ".join(f"{k}={v}" for k, v in option.items())
+            return proposal(Step.REFINE, k0, lr0, f"skewed classes: {told}", option)
+    tried: list[tuple[dict[str, Any], float | Pending | None]] = [({}, start_state)]
+    tried += [(dict(o), state(k0, lr0, o)) for o in imbalance]
+    if any(isinstance(score, Pending) for _, score in tried):
+        return PENDING
+    climb_on = max(tried, key=lambda pair: pair[1] if isinstance(pair[1], float) else -1.0)[0]
+    # 4. the climb at the start's learning rate (and its best way of weighing the classes):
+    # rungs above the start while they gain
     rungs = [k for k in ladder(blocks, k0) if low_k <= k <= high_k]
-    floor = [s for k in rungs if k <= k0 and isinstance(s := state(k, lr0), float)]
-    if any(state(k, lr0) is PENDING for k in rungs if k <= k0):
+    floor = [s for k in rungs if k <= k0 and isinstance(s := state(k, lr0, climb_on), float)]
+    if any(state(k, lr0, climb_on) is PENDING for k in rungs if k <= k0):
         return PENDING
     best = max(floor, default=-math.inf)
     flat = 0
     for k in (k for k in rungs if k > k0):
         if flat >= FLAT:
             break
-        s = state(k, lr0)
+        s = state(k, lr0, climb_on)
         if s is None:
-            return proposal(Step.CLIMB, k, lr0, f"unfreeze further: k = {k}")
+            return proposal(Step.CLIMB, k, lr0, f"unfreeze further: k = {k}", climb_on)
         if isinstance(s, Pending):
             return PENDING
         if s > best + tolerance:
             best, flat = s, 0
         else:
             flat += 1
-    # 4. refine around the configuration the decision chooses now
+    # 5. refine around the configuration the decision chooses now
     if any(not t.state.is_finished() for ts in by_key.values() for t in ts):
         return PENDING  # the choice may still change
     picked = choose([t for ts in by_key.values() for t in ts], tolerance=tolerance)
@@ -195,12 +211,6 @@ def next_step(
     chosen = picked[1]
     kb, lrb = _key(chosen.params)[0], float(chosen.params["base_lr"])
     on = {name: chosen.params[name] for name in VARIED if name in chosen.params}
-    for option in imbalance:  # skewed classes: how to weigh them, at the chosen depth
-        if state(kb, lrb, {**on, **option}) is None:
-            told = ", ".join(f"{k}={v}" for k, v in option.items())
-            return proposal(
-                Step.REFINE, kb, lrb, f"skewed classes: {told} at k = {kb}", {**on, **option}
-            )
     up, down = lrb * LR_FACTOR, lrb / LR_FACTOR
     lo_lr, hi_lr = lr_bounds if lr_bounds is not None else (0.0, math.inf)
     if up <= hi_lr * (1 + 1e-9) and state(kb, up, on) is None:
