@@ -25,6 +25,7 @@ wall time ÷ one training run of the chosen configuration, trained alone right a
 
     python benchmarks/long_tail.py --seeds 3
     python benchmarks/long_tail.py --seeds 3 --methods newcomer
+    python benchmarks/long_tail.py --write-task fmnist-lt.npz  # the task alone, to try it
 """
 
 from __future__ import annotations
@@ -192,7 +193,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", type=Path, default=RESULTS / "long_tail")
+    parser.add_argument(
+        "--write-task", type=Path, help="only write the task's .npz to this path and stop"
+    )
     args = parser.parse_args()
+    if args.write_task is not None:
+        write_task(args.write_task)
+        return
     torch.set_num_threads(os.cpu_count() or 1)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
