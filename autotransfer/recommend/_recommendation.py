@@ -42,9 +42,11 @@ class Recommendation:
     reasons: list[str] = field(default_factory=list)
     search_range: dict[str, list[float]] = field(default_factory=dict)
     batch_size: int = REFERENCE_BATCH  # the batch the learning rates are for (they scale with it)
-    # skewed classes (``Thresholds.skewed``): a weighted loss, and the metric to optimise (the
-    # search's own objective is its space's; this is advice, cited in ``reasons``)
+    # skewed classes (``Thresholds.skewed``): how to train on them (the balanced sampler; a
+    # weighted loss where a caller asks for one) and the metric to optimise (the search's own
+    # objective is its request's or space's; this is advice, cited in ``reasons``)
     class_weighting: str = "none"
+    balanced_sampler: bool = False
     metric: str = "accuracy"
 
     def config_params(self) -> dict[str, Any]:
@@ -60,6 +62,7 @@ class Recommendation:
             "epochs": self.epochs,
             "lp_ft_epochs": self.lp_ft_epochs,
             "class_weighting": self.class_weighting,
+            "balanced_sampler": self.balanced_sampler,
         }
 
     def seed_params(self) -> list[dict[str, Any]]:

@@ -105,8 +105,10 @@ class RuleBasedRecommender:
                 f"skewed classes: the largest has {counts[-1]:,} training images, the smallest "
                 f"{counts[0]:,} ({ratio:.1f}×, >= {self.thresholds.skewed:g}×); predicting the "
                 f"majority class alone scores {majority:.2f} accuracy, so optimise a balanced "
-                f"metric (objective: balanced_accuracy or macro_f1) and weight the loss "
-                f"(class_weighting: sqrt_inverse)"
+                f"metric (objective: balanced_accuracy or macro_f1) and draw every class "
+                f"equally often (balanced_sampler: true; loss weights by inverse frequency "
+                f"scale a rare class's gradient up to {ratio:.0f}× and train less steadily at "
+                f"this learning rate)"
             )
         reasons.append("optimizer SGD with Nesterov momentum 0.9: stable for pretrained layers")
         return Recommendation(
@@ -126,7 +128,7 @@ class RuleBasedRecommender:
             weight_decay=1e-4,
             epochs=outcome.epochs,
             lp_ft_epochs=outcome.lp_ft_epochs,
-            class_weighting="sqrt_inverse" if skewed else "none",
+            balanced_sampler=skewed,
             metric="balanced_accuracy" if skewed else "accuracy",
             similarity=score,
             size_class=outcome.size,
