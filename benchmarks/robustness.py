@@ -9,8 +9,15 @@ search cost (wall time ÷ one training run of the chosen configuration, trained 
 same run, as ``benchmarks/search_efficiency.py`` measures it). A method is judged by its
 worst start.
 
+``--ray`` adds the same search on the Ray backend (a local Ray it starts and stops);
+``--plain`` adds what an engineer writes by hand with Optuna, TPE with Hyperband pruning
+(report after every epoch, no cache, no warm start), given the same first configuration (the
+autotransfer study's first trial, enqueued) and the wall time the autotransfer search took
+on the same task, start and seed.
+
     python benchmarks/robustness.py --tasks digits fmnist-1k --repeats 3
     python benchmarks/robustness.py --tasks digits --starts "feature extraction"
+    python benchmarks/robustness.py --tasks digits --starts recommender --ray --plain
 """
 
 from __future__ import annotations
@@ -30,15 +37,20 @@ from _tasks import TASKS, Task  # type: ignore[import-not-found]
 from oracle import best_cell, load_oracle  # type: ignore[import-not-found]
 from search_efficiency import (  # type: ignore[import-not-found]
     AUTOTRANSFER_WORKERS,
+    BACKBONE,
     METHODS,
     RESULTS,
     MethodResult,
+    _config,
     _decided,
     _request,
 )
 from search_efficiency import measure as measure_method  # type: ignore[import-not-found]
 
+from autotransfer.backbones import num_blocks
+from autotransfer.finetune import train_trial
 from autotransfer.search import run_search
+from autotransfer.space import load_spec, suggest
 
 STARTS: dict[str, str | None] = {
     "recommender": None,
@@ -47,15 +59,57 @@ STARTS: dict[str, str | None] = {
 }
 
 
-def _method(start: str | None) -> Any:
+FIRST: dict[tuple[str, str, int], dict[str, Any]] = {}  # (task, start, seed): trial #0's params
+
+
+def _method(start: str | None, *, ray: bool = False) -> Any:
     def run(
         task: Task, storage: str, budget_s: float | None, seed: int
     ) -> tuple[optuna.Study, dict[str, Any]]:
         extra: dict[str, Any] = {"workers": AUTOTRANSFER_WORKERS}
+        if ray:  # one trial at a time on all the cores, as the Optuna backend trains it
+            extra = {"backend": "ray", "threads": os.cpu_count() or 1}
         if start is not None:
             extra["start"] = start
         study = run_search(_request(task, storage, "robustness", None, seed, **extra))
+        FIRST[(task.name, str(start), seed)] = dict(study.trials[0].params)
         return study, _decided(study)
+
+    return run
+
+
+def _plain(start: str | None) -> Any:
+    """TPE + Hyperband by hand, from the same first configuration (see the module doc)."""
+
+    def run(
+        task: Task, storage: str, budget_s: float | None, seed: int
+    ) -> tuple[optuna.Study, dict[str, Any]]:
+        spec = load_spec("default")
+        dataset = task.load()
+        epochs = task.oracle_epochs
+        study = optuna.create_study(
+            storage=storage,
+            study_name="plain-tpe-hyperband",
+            direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
+        )
+        study.enqueue_trial(FIRST[(task.name, str(start), seed)])
+
+        def objective(trial: optuna.Trial) -> float:
+            params = suggest(trial, spec, num_blocks(BACKBONE))
+            config = _config(task, params, seed, warm_start=False)
+
+            def report(m: Any) -> None:
+                trial.report(m.val_accuracy, m.epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+
+            return train_trial(config, dataset, reporter=report).best_val_accuracy
+
+        study.optimize(objective, timeout=budget_s)
+        best = study.best_trial
+        return study, {"params": best.params, "accuracy": best.value, "warm_start": False}
 
     return run
 
@@ -66,6 +120,8 @@ def main() -> None:
     parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
     parser.add_argument("--repeats", type=int, default=1, help="seeds 0…N−1 per start")
     parser.add_argument("--out", type=Path, default=RESULTS / "robustness")
+    parser.add_argument("--ray", action="store_true", help="also the Ray backend")
+    parser.add_argument("--plain", action="store_true", help="also plain TPE + Hyperband")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     lines = [
@@ -79,20 +135,28 @@ def main() -> None:
         task = TASKS[name]
         best = best_cell(load_oracle(name))["best"]
         for start in args.starts:
-            METHODS[f"start: {start}"] = _method(STARTS[start])
+            METHODS[start] = _method(STARTS[start])
+            METHODS[f"{start} (ray)"] = _method(STARTS[start], ray=True)
+            METHODS[f"{start} (plain TPE + Hyperband)"] = _plain(STARTS[start])
+            variants = [start] + [f"{start} (ray)"] * args.ray
             for seed in range(args.repeats):
-                r: MethodResult = measure_method(task, f"start: {start}", None, best, seed)
-                rows.append({"task": name, "start": start, **asdict(r)})
-                k, lr = r.picked_params.get("freeze_depth"), r.picked_params.get("base_lr")
-                lines.append(
-                    f"| {name} | {start} | {seed} | {r.trials} | {k}, {lr:.3g} | "
-                    f"{r.picked_accuracy:.4f} | {100 * r.regret:.2f} | {r.wall_s:.0f} | "
-                    f"{r.one_run_s:.1f} | {r.search_cost:.2f} | {(r.stop_reason or '')[:60]} |"
-                )
-                print(lines[-1], flush=True)
+                wall = None
+                for method in variants + [f"{start} (plain TPE + Hyperband)"] * args.plain:
+                    budget = wall if "plain" in method else None
+                    r: MethodResult = measure_method(task, method, budget, best, seed)
+                    wall = r.wall_s if method == start else wall
+                    rows.append({"task": name, "start": method, **asdict(r)})
+                    k, lr = r.picked_params.get("freeze_depth"), r.picked_params.get("base_lr")
+                    lines.append(
+                        f"| {name} | {method} | {seed} | {r.trials} | {k}, {lr:.3g} | "
+                        f"{r.picked_accuracy:.4f} | {100 * r.regret:.2f} | {r.wall_s:.0f} | "
+                        f"{r.one_run_s:.1f} | {r.search_cost:.2f} | "
+                        f"{(r.stop_reason or '')[:60]} |"
+                    )
+                    print(lines[-1], flush=True)
     lines += ["", "| task | start | median regret (pt) | median search cost |", "|---|---|---|---|"]
     for name in args.tasks:
-        for start in args.starts:
+        for start in dict.fromkeys(r["start"] for r in rows if r["task"] == name):
             at = [r for r in rows if r["task"] == name and r["start"] == start]
             regret = statistics.median(100 * r["regret"] for r in at)
             cost = statistics.median(r["search_cost"] for r in at)
