@@ -68,6 +68,29 @@ COUNTS = tuple(round(500 * (10 / 500) ** (c / 9)) for c in range(10))
 VAL_PER_CLASS, TEST_PER_CLASS = 50, 100
 
 
+def _save(
+    path: Path,
+    train_pool: tuple[np.ndarray, np.ndarray],
+    held_pool: tuple[np.ndarray, np.ndarray],
+    picks: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]],
+    class_names: list[str],
+) -> None:
+    """An .npz of the picked train images (from ``train_pool``) and val and test images (from
+    ``held_pool``), each split in index order."""
+    t, v, s = (np.sort(np.concatenate(parts)) for parts in picks)
+    (x, y), (hx, hy) = train_pool, held_pool
+    np.savez(
+        path,
+        x_train=x[t],
+        y_train=y[t],
+        x_val=hx[v],
+        y_val=hy[v],
+        x_test=hx[s],
+        y_test=hy[s],
+        class_names=np.array(class_names, dtype=str),
+    )
+
+
 def write_task(path: Path) -> None:
     """The long-tail task as an .npz: skewed train, balanced val and test (seed 0)."""
     fmnist = load_dataset("fashion-mnist")
@@ -80,17 +103,7 @@ def write_task(path: Path) -> None:
         pool = rng.permutation(np.flatnonzero(ty == c))
         val.append(pool[:VAL_PER_CLASS])
         test.append(pool[VAL_PER_CLASS : VAL_PER_CLASS + TEST_PER_CLASS])
-    t, v, s = (np.sort(np.concatenate(parts)) for parts in (train, val, test))
-    np.savez(
-        path,
-        x_train=x[t],
-        y_train=y[t],
-        x_val=tx[v],
-        y_val=ty[v],
-        x_test=tx[s],
-        y_test=ty[s],
-        class_names=np.array(fmnist.class_names, dtype=str),
-    )
+    _save(path, (x, y), (tx, ty), (train, val, test), list(fmnist.class_names))
 
 
 def write_digits_task(path: Path) -> None:
@@ -108,17 +121,7 @@ def write_digits_task(path: Path) -> None:
         val.append(pool[:30])
         test.append(pool[30:60])
         train.append(pool[60 : 60 + n])
-    t, v, s = (np.sort(np.concatenate(parts)) for parts in (train, val, test))
-    np.savez(
-        path,
-        x_train=x[t],
-        y_train=y[t],
-        x_val=x[v],
-        y_val=y[v],
-        x_test=x[s],
-        y_test=y[s],
-        class_names=np.array([str(c) for c in range(10)]),
-    )
+    _save(path, (x, y), (x, y), (train, val, test), [str(c) for c in range(10)])
 
 
 HANDLING = {
