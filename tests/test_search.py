@@ -363,6 +363,40 @@ def test_sigkilled_search_resumes_to_exactly_the_requested_trials(tmp_path: Path
     assert c.get(TrialState.FAIL) == 1 and not c.get(TrialState.RUNNING)
 
 
+def test_a_worker_killed_right_after_asking_leaves_a_trial_that_goes_stale(
+    tmp_path: Path,
+) -> None:
+    """The window the SIGKILL test can hit by chance: the trial exists (RUNNING) and the
+    worker dies before it wrote the trial's parameters or began training. Its first
+    heartbeat was recorded when it was asked, so the next process to ask fails it as stale
+    and queues it again, instead of waiting on it for ever."""
+    request = SearchRequest(
+        dataset=TINY_DATA,
+        space="small_data",
+        input_size=32,
+        max_epochs=1,
+        device="cpu",
+        storage=f"sqlite:///{tmp_path / 'asked.db'}",
+        study_name="asked",
+        stop="trials",
+        trials=3,
+        heartbeat_interval=1,
+        grace_period=2,
+    )
+    first = SearchSession.open(prepare(request))
+    ticket = first.ask(heartbeat=True)
+    assert isinstance(ticket, Ticket)
+    # the worker is gone: nothing beats for the trial from here on
+    time.sleep(3)
+    second = SearchSession.open(prepare(request))
+    again = second.ask(heartbeat=True)
+    assert isinstance(again, Ticket)
+    dead = second.study.trials[ticket.number]
+    assert dead.state == TrialState.FAIL
+    assert read_trial(dead).ended == Outcome.STALE
+    assert read_trial(again.trial).retry_of == ticket.number
+
+
 def test_two_workers_on_postgres_lose_and_duplicate_nothing(
     postgres_url: str, tmp_path: Path
 ) -> None:

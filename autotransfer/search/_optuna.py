@@ -127,7 +127,7 @@ def work(
     """One worker: run the session's trials until it hands out no more; how many it ran."""
     ran = 0
     while True:
-        ticket = session.ask()
+        ticket = session.ask(heartbeat=True)  # run_ticket beats for it
         if ticket is None:
             return ran
         if isinstance(ticket, Wait):  # every remaining slot is held by a running trial: wait for it

@@ -168,13 +168,19 @@ class SearchSession:
 
     # --- handing out trials ---------------------------------------------------------------
 
-    def ask(self) -> Ticket | Wait | None:
+    def ask(self, *, heartbeat: bool = False) -> Ticket | Wait | None:
         """The next trial to run, ``WAIT`` while every remaining slot is held by a running
         trial, or ``None`` when the search is done (``stop_reason`` says why).
 
         Counting and asking happen under one cross-process lock and running trials hold their
         slot, so N workers never overshoot; a slot held by a dead worker is freed when its
         heartbeat goes stale. Enqueued (WAITING) trials are asked first.
+
+        ``heartbeat``: the caller will beat for the trial while it runs (the Optuna
+        backend). Its first beat is then recorded the moment the trial exists, before its
+        parameters are written: a worker killed between the two would otherwise leave a
+        RUNNING trial without a heartbeat, which never goes stale and which the procedure
+        would wait on for ever. Ray trials do not beat (their driver finds its orphans).
         """
         ended = self._ended()
         if ended is not None:
@@ -207,6 +213,9 @@ class SearchSession:
                     return step
             with quiet_heartbeat():
                 trial = self.study.ask()
+            storage = self.study._storage
+            if heartbeat and getattr(storage, "get_heartbeat_interval", lambda: None)():
+                storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
         params = suggest(trial, self.spec, self.prepared.blocks)
         ticket = Ticket(trial, params)
         try:
