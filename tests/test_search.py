@@ -29,6 +29,7 @@ from autotransfer.search import (
 )
 from autotransfer.search._optuna import work
 from autotransfer.search._policy import study_pruner
+from autotransfer.search._store import quiet_heartbeat
 from autotransfer.space import load_spec, optuna_pruner, optuna_sampler, parse_spec, suggest
 from autotransfer.storage import open_storage as make_storage
 
@@ -395,6 +396,41 @@ def test_a_worker_killed_right_after_asking_leaves_a_trial_that_goes_stale(
     assert dead.state == TrialState.FAIL
     assert read_trial(dead).ended == Outcome.STALE
     assert read_trial(again.trial).retry_of == ticket.number
+
+
+def test_a_retry_of_a_queued_trial_killed_mid_parameters_gets_all_of_them(
+    tmp_path: Path,
+) -> None:
+    """A queued trial (a seed, a procedure's step) whose worker died while writing its
+    parameters is retried with the whole configuration it was queued with, and its step."""
+    request = SearchRequest(
+        dataset=TINY_DATA,
+        space="small_data",
+        input_size=32,
+        max_epochs=1,
+        device="cpu",
+        storage=f"sqlite:///{tmp_path / 'partial.db'}",
+        study_name="partial",
+        stop="trials",
+        trials=3,
+        heartbeat_interval=1,
+        grace_period=2,
+    )
+    first = SearchSession.open(prepare(request))
+    queued = {"freeze_depth": 3, "base_lr": 0.02, "dropout": 0.1}
+    first.study.enqueue_trial(queued, user_attrs={"source": "procedure", "step": "climb"})
+    with quiet_heartbeat():  # the worker asks, beats, writes one parameter, then dies
+        trial = first.study.ask()
+    first.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+    trial.suggest_int("freeze_depth", 0, 17)
+    time.sleep(3)
+    second = SearchSession.open(prepare(request))
+    again = second.ask(heartbeat=True)
+    assert isinstance(again, Ticket)
+    assert read_trial(again.trial).retry_of == trial.number
+    assert read_trial(again.trial).step == "climb"
+    params = second.study.trials[again.number].params  # as the session suggested them
+    assert {k: params[k] for k in queued} == queued, params
 
 
 def test_two_workers_on_postgres_lose_and_duplicate_nothing(

@@ -338,7 +338,12 @@ class SearchSession:
         if trial.number in retried:
             return
         attrs = record.trial_attrs(source=info.source or record.SAMPLER, retry_of=trial.number)
-        self.study.enqueue_trial(dict(trial.params), user_attrs=attrs)
+        if info.step is not None:  # a procedure's step stays that step (its start, its baseline)
+            attrs.update(record.trial_attrs(step=info.step))
+        # a worker killed while it wrote the trial's parameters left only some of them; a
+        # queued trial (a seed, a procedure's step) still holds the whole set it was queued with
+        queued = trial.system_attrs.get("fixed_params") or {}
+        self.study.enqueue_trial({**queued, **trial.params}, user_attrs=attrs)
         log.warning("trial %d will run again: %s", trial.number, info.error)
 
     def weights_path(self, ticket: Ticket) -> Path | None:
