@@ -364,6 +364,23 @@ def test_sigkilled_search_resumes_to_exactly_the_requested_trials(tmp_path: Path
     assert c.get(TrialState.FAIL) == 1 and not c.get(TrialState.RUNNING)
 
 
+def _beating(tmp_path: Path, name: str) -> SearchRequest:
+    """A tiny three-trial search whose trials go stale 2 s after their last heartbeat."""
+    return SearchRequest(
+        dataset=TINY_DATA,
+        space="small_data",
+        input_size=32,
+        max_epochs=1,
+        device="cpu",
+        storage=f"sqlite:///{tmp_path / name}.db",
+        study_name=name,
+        stop="trials",
+        trials=3,
+        heartbeat_interval=1,
+        grace_period=2,
+    )
+
+
 def test_a_worker_killed_right_after_asking_leaves_a_trial_that_goes_stale(
     tmp_path: Path,
 ) -> None:
@@ -371,19 +388,7 @@ def test_a_worker_killed_right_after_asking_leaves_a_trial_that_goes_stale(
     worker dies before it wrote the trial's parameters or began training. Its first
     heartbeat was recorded when it was asked, so the next process to ask fails it as stale
     and queues it again, instead of waiting on it for ever."""
-    request = SearchRequest(
-        dataset=TINY_DATA,
-        space="small_data",
-        input_size=32,
-        max_epochs=1,
-        device="cpu",
-        storage=f"sqlite:///{tmp_path / 'asked.db'}",
-        study_name="asked",
-        stop="trials",
-        trials=3,
-        heartbeat_interval=1,
-        grace_period=2,
-    )
+    request = _beating(tmp_path, "asked")
     first = SearchSession.open(prepare(request))
     ticket = first.ask(heartbeat=True)
     assert isinstance(ticket, Ticket)
@@ -403,19 +408,7 @@ def test_a_retry_of_a_queued_trial_killed_mid_parameters_gets_all_of_them(
 ) -> None:
     """A queued trial (a seed, a procedure's step) whose worker died while writing its
     parameters is retried with the whole configuration it was queued with, and its step."""
-    request = SearchRequest(
-        dataset=TINY_DATA,
-        space="small_data",
-        input_size=32,
-        max_epochs=1,
-        device="cpu",
-        storage=f"sqlite:///{tmp_path / 'partial.db'}",
-        study_name="partial",
-        stop="trials",
-        trials=3,
-        heartbeat_interval=1,
-        grace_period=2,
-    )
+    request = _beating(tmp_path, "partial")
     first = SearchSession.open(prepare(request))
     queued = {"freeze_depth": 3, "base_lr": 0.02, "dropout": 0.1}
     first.study.enqueue_trial(queued, user_attrs={"source": "procedure", "step": "climb"})
