@@ -37,20 +37,16 @@ from _tasks import TASKS, Task  # type: ignore[import-not-found]
 from oracle import best_cell, load_oracle  # type: ignore[import-not-found]
 from search_efficiency import (  # type: ignore[import-not-found]
     AUTOTRANSFER_WORKERS,
-    BACKBONE,
     METHODS,
     RESULTS,
     MethodResult,
-    _config,
     _decided,
     _request,
+    plain_optuna,
 )
 from search_efficiency import measure as measure_method  # type: ignore[import-not-found]
 
-from autotransfer.backbones import num_blocks
-from autotransfer.finetune import train_trial
 from autotransfer.search import run_search
-from autotransfer.space import load_spec, suggest
 
 STARTS: dict[str, str | None] = {
     "recommender": None,
@@ -84,32 +80,9 @@ def _plain(start: str | None) -> Any:
     def run(
         task: Task, storage: str, budget_s: float | None, seed: int
     ) -> tuple[optuna.Study, dict[str, Any]]:
-        spec = load_spec("default")
-        dataset = task.load()
-        epochs = task.oracle_epochs
-        study = optuna.create_study(
-            storage=storage,
-            study_name="plain-tpe-hyperband",
-            direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=seed),
-            pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
-        )
-        study.enqueue_trial(FIRST[(task.name, str(start), seed)])
-
-        def objective(trial: optuna.Trial) -> float:
-            params = suggest(trial, spec, num_blocks(BACKBONE))
-            config = _config(task, params, seed, warm_start=False)
-
-            def report(m: Any) -> None:
-                trial.report(m.val_accuracy, m.epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned()
-
-            return train_trial(config, dataset, reporter=report).best_val_accuracy
-
-        study.optimize(objective, timeout=budget_s)
-        best = study.best_trial
-        return study, {"params": best.params, "accuracy": best.value, "warm_start": False}
+        hyperband = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=task.oracle_epochs)
+        first = FIRST[(task.name, str(start), seed)]
+        return plain_optuna(task, storage, budget_s, seed, pruner=hyperband, first=first)
 
     return run
 

@@ -48,7 +48,7 @@ from _tasks import BACKBONE, INPUT_SIZE, TASKS, Task  # type: ignore[import-not-
 from oracle import best_cell, load_oracle  # type: ignore[import-not-found]
 
 from autotransfer.cache import make_cache
-from autotransfer.finetune import TrialConfig, train_trial
+from autotransfer.finetune import EpochMetrics, TrialConfig, train_trial
 from autotransfer.record import read_study
 from autotransfer.search import SearchPlan, SearchRequest, prepare, run_search, study_decision
 from autotransfer.space import load_spec, suggest
@@ -179,25 +179,42 @@ def run_ray(
     return study, {"params": best.params, "accuracy": best.value, "warm_start": False}
 
 
-def run_plain_optuna(
-    task: Task, storage: str, budget_s: float | None, seed: int
+def plain_optuna(
+    task: Task,
+    storage: str,
+    budget_s: float | None,
+    seed: int,
+    *,
+    pruner: optuna.pruners.BasePruner | None = None,
+    first: dict[str, Any] | None = None,
 ) -> tuple[optuna.Study, dict]:
-    """What an engineer writes by hand: TPE, full epochs per trial, no pruning, no cache."""
-    spec = load_spec("default")
-    dataset = task.load()
+    """What an engineer writes by hand: TPE over the default space, no cache; each trial
+    reports its validation accuracy after every epoch to ``pruner`` (none: full epochs), and
+    ``first`` is enqueued as the first trial when given."""
     from autotransfer.backbones import num_blocks
 
+    spec = load_spec("default")
+    dataset = task.load()
     n = num_blocks(BACKBONE)
     study = optuna.create_study(
         storage=storage,
         study_name="plain-optuna",
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=pruner or optuna.pruners.NopPruner(),
     )
+    if first is not None:
+        study.enqueue_trial(first)
 
     def objective(trial: optuna.Trial) -> float:
         config = _config(task, suggest(trial, spec, n), seed, warm_start=False)
-        return train_trial(config, dataset).best_val_accuracy
+
+        def report(m: EpochMetrics) -> None:
+            trial.report(m.val_accuracy, m.epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        return train_trial(config, dataset, reporter=report).best_val_accuracy
 
     study.optimize(objective, timeout=budget_s)
     return study, {
@@ -205,6 +222,13 @@ def run_plain_optuna(
         "accuracy": study.best_value,
         "warm_start": False,
     }
+
+
+def run_plain_optuna(
+    task: Task, storage: str, budget_s: float | None, seed: int
+) -> tuple[optuna.Study, dict]:
+    """TPE, full epochs per trial, no pruning, no cache (:func:`plain_optuna`)."""
+    return plain_optuna(task, storage, budget_s, seed)
 
 
 @functools.lru_cache(maxsize=8)

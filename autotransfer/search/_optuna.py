@@ -21,6 +21,7 @@ from autotransfer.data import TransferDataset
 from autotransfer.finetune import TrialConfig
 from autotransfer.search._prepared import PreparedSearch, SearchPlan
 from autotransfer.search._session import SearchSession, Ticket, Wait
+from autotransfer.search._store import heartbeat_interval
 from autotransfer.search._trial import EpochReport, TrialCancelled, TrialEnd, this_worker, train
 from autotransfer.storage import error_line
 
@@ -38,10 +39,9 @@ def heartbeat(storage: BaseStorage, trial_id: int) -> Iterator[None]:
     ``storage.open_storage(retry_s=…)``) logs one line and the next beat tries again: a live
     trial keeps beating through a database restart.
 
-    Duck-typed: Optuna wraps RDB storages in a caching layer that forwards heartbeats.
+    The trial's first beat is usually recorded already (``SearchSession.ask(heartbeat=True)``).
     """
-    get_interval = getattr(storage, "get_heartbeat_interval", None)
-    interval = get_interval() if get_interval is not None else None
+    interval = heartbeat_interval(storage)
     if not interval:
         yield
         return

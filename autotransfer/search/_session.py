@@ -32,7 +32,7 @@ from autotransfer.search._finalise import finalise
 from autotransfer.search._model import staged_weights
 from autotransfer.search._policy import failing, over_budget, settled
 from autotransfer.search._prepared import PreparedSearch, Seed
-from autotransfer.search._store import open_study, quiet_heartbeat
+from autotransfer.search._store import heartbeat_interval, open_study, quiet_heartbeat
 from autotransfer.search._trial import EpochReport, TrialEnd
 from autotransfer.space import SearchSpec, fit_to_space, optuna_distributions, suggest
 from autotransfer.storage import study_lock
@@ -214,7 +214,7 @@ class SearchSession:
             with quiet_heartbeat():
                 trial = self.study.ask()
             storage = self.study._storage
-            if heartbeat and getattr(storage, "get_heartbeat_interval", lambda: None)():
+            if heartbeat and heartbeat_interval(storage):
                 storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
         params = suggest(trial, self.spec, self.prepared.blocks)
         ticket = Ticket(trial, params)
@@ -306,8 +306,7 @@ class SearchSession:
         for one more run when the budget has room for it behind the trials already queued:
         a killed worker is no verdict on its configuration."""
         storage = self.study._storage
-        get_interval = getattr(storage, "get_heartbeat_interval", None)
-        if get_interval is None or not get_interval():
+        if not heartbeat_interval(storage):
             return
         # Optuna fails stale trials without a reason and has no public way to list them first
         stale = storage._get_stale_trial_ids(self.study._study_id)  # type: ignore[attr-defined]

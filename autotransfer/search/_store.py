@@ -30,6 +30,13 @@ def quiet_heartbeat() -> Iterator[None]:
         yield
 
 
+def heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
+    """Seconds between a running trial's heartbeats on ``storage``; None where it keeps none.
+    Duck-typed: Optuna wraps RDB storages in a caching layer that forwards heartbeats."""
+    get_interval = getattr(storage, "get_heartbeat_interval", None)
+    return get_interval() if get_interval is not None else None
+
+
 def cost_metric(spec: SearchSpec) -> str:
     """The second objective of a ``*_and_cost`` space: training seconds, or, for a space that
     searches the backbone, the chosen network's latency per image (what it costs to run)."""
